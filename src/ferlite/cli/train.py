@@ -1,0 +1,57 @@
+"""``ferlite train`` / ``ferlite-train``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from ferlite.labels import TARGET_MODES
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--train", "train_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="FER+ training split folder (label.csv + PNGs).")
+@click.option("--val", "val_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="FER+ validation split folder, used for model selection.")
+@click.option("--model", default="mobilefacenet", show_default=True, help="Architecture (see ferlite.list_models()).")
+@click.option("--alpha", default=1.0, show_default=True, help="Width multiplier.")
+@click.option("--img-size", default=48, show_default=True, help="Input side in pixels (multiple of 16).")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="Model input channels (gray faces are repeated to 3).")
+@click.option("--target-mode", type=click.Choice(TARGET_MODES), default="seed9", show_default=True,
+              help="How votes become targets.")
+@click.option("--num-classes", type=click.Choice(["8", "9"]), default=None,
+              help="8 emotions or 8 + unknown (default: 9 for seed9, 8 for the paper schemes).")
+@click.option("--loss", type=click.Choice(["crossentropy", "bce", "kl"]), default="crossentropy", show_default=True,
+              help="crossentropy on the vote distribution; bce as the reference did.")
+@click.option("--label-smoothing", default=0.0, show_default=True)
+@click.option("--opt", type=click.Choice(["sgd", "adam", "adamw"]), default="adamw", show_default=True)
+@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--weight-decay", default=5e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True,
+              help="cosine decay with warmup, or halve on a val-MAE plateau.")
+@click.option("--warmup-epochs", default=2, show_default=True)
+@click.option("--epochs", default=30, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="standard",
+              show_default=True, help="Augmentation preset.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--patience", default=0, show_default=True, help="Early stopping after this many epochs without a "
+              "better val MAE (0: off).")
+@click.option("--output-dir", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default: checkpoints/<model>_<alpha>_<timestamp>).")
+@click.option("--init-weights", default=None, help="Checkpoint to transfer weights from (layers matched by name).")
+@click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images and malformed rows (counted) instead of stopping.")
+def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
+    """Train a FER+ model on soft labels; writes checkpoints, history, curves and a final model + sidecar."""
+    from ferlite.train import TrainConfig, train
+
+    cfg = TrainConfig(train=train_dir, val=val_dir, channels=int(channels),
+                      num_classes=int(num_classes) if num_classes else None, **opts)
+    try:
+        train(cfg, command=shlex.join(["ferlite-train", *sys.argv[1:]]) if sys.argv else None, log=click.echo)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc

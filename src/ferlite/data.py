@@ -1,0 +1,463 @@
+"""Reading FER+ data, caching decoded faces, and the ``tf.data`` soft-label pipeline.
+
+Two on-disk formats are read:
+
+* Microsoft's FER+ folder layout: a split folder with ``label.csv`` (no header:
+  ``image name, face box, 10 vote counts``) beside its PNGs (:func:`read_ferplus_folder`);
+* the raw pair ``fer2013.csv`` (``emotion, pixels, Usage``) + ``fer2013new.csv``
+  (``Usage, Image name, 10 votes``), which :func:`prepare_ferplus` turns into the
+  folder layout, one folder per split.
+
+Decoded faces are cached as ``.npz`` keyed by a digest of ``label.csv`` and of every
+image's name, size and modification time, so the 28.5k-face train split loads in
+about a second after the first read, and the cache is rebuilt when the data changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ferlite.labels import FERPLUS_CLASSES, Targets, votes_to_targets
+
+__all__ = [
+    "FaceSet",
+    "DataError",
+    "AugmentConfig",
+    "read_ferplus_folder",
+    "prepare_ferplus",
+    "cache_dir",
+    "make_dataset",
+    "to_model_input",
+]
+
+SPLIT_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+
+
+class DataError(ValueError):
+    """Bad input data: names the file, the line and what was expected."""
+
+
+@dataclass
+class FaceSet:
+    """Faces of one split, decoded.
+
+    Attributes:
+        images: ``(N, H, W)`` uint8 gray faces.
+        votes: ``(N, 10)`` float32 vote counts in FER+ class order.
+        names: the image file names.
+        root: the folder they came from.
+        skipped: ``(file, line, reason)`` for each row left out with ``skip_bad``.
+    """
+
+    images: np.ndarray
+    votes: np.ndarray
+    names: list[str]
+    root: Path
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def targets(self, mode: str = "seed9", num_classes: int | None = None) -> tuple[np.ndarray, Targets]:
+        """Faces kept by ``mode`` and their targets: ``(images[keep], Targets)``."""
+        t = votes_to_targets(self.votes, mode, num_classes)
+        return self.images[t.keep], t
+
+
+def cache_dir() -> Path:
+    """Where ferlite caches files: ``$FERLITE_HOME`` or the platform cache folder (``pooch.os_cache``)."""
+    env = os.environ.get("FERLITE_HOME")
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("ferlite"))
+
+
+def _atomic_write_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cache_key(label_file: Path, image_names: list[str], size: int) -> str:
+    h = hashlib.sha256()
+    h.update(f"v1:{size}".encode())
+    h.update(label_file.read_bytes())
+    folder = label_file.parent
+    for name in image_names:
+        try:
+            st = (folder / name).stat()
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{name}:missing".encode())
+    return h.hexdigest()[:24]
+
+
+def _parse_label_rows(label_file: Path) -> list[tuple[int, list[str]]]:
+    with open(label_file, newline="") as f:
+        return [(i, row) for i, row in enumerate(csv.reader(f), start=1) if row and any(c.strip() for c in row)]
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+    if data is None:
+        raise FileNotFoundError("file not found")
+    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if img is None:
+        raise ValueError("not a readable image")
+    if img.shape != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def read_ferplus_folder(folder: str | os.PathLike, *, skip_bad: bool = False, size: int = 48,
+                        use_cache: bool = True) -> FaceSet:
+    """Read a FER+ split folder (``label.csv`` + PNGs).
+
+    Args:
+        folder: the split folder, e.g. ``FER2013Valid``.
+        skip_bad: leave out unreadable images and malformed rows (they are counted in
+            ``FaceSet.skipped``) instead of stopping with :class:`DataError`.
+        size: faces are resized to ``size x size`` if they are not already.
+        use_cache: read and write the decoded-array cache under :func:`cache_dir`.
+
+    Raises:
+        FileNotFoundError: the folder or its ``label.csv`` is missing.
+        DataError: a malformed row or unreadable image (naming file and line), unless ``skip_bad``.
+    """
+    root = Path(folder)
+    label_file = root / "label.csv"
+    if not root.is_dir():
+        raise FileNotFoundError(f"FER+ split folder not found: {root}")
+    if not label_file.is_file():
+        raise FileNotFoundError(
+            f"no label.csv in {root}: expected Microsoft's FER+ layout (label.csv + PNG faces); "
+            "a raw fer2013.csv + fer2013new.csv pair goes through `ferlite prepare` first"
+        )
+    rows = _parse_label_rows(label_file)
+    names = [row[0].strip() for _, row in rows]
+    cache_file = cache_dir() / "datasets" / f"{root.name}-{_cache_key(label_file, names, size)}-{int(skip_bad)}.npz"
+    if use_cache and cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:
+            skipped = [(str(f), int(n), str(r)) for f, n, r in zip(z["skip_file"], z["skip_line"], z["skip_reason"])]
+            return FaceSet(z["images"], z["votes"], list(z["names"]), root, skipped)
+
+    images, votes, kept_names, skipped = [], [], [], []
+    for line, row in rows:
+        name = row[0].strip()
+        try:
+            if len(row) != 12:
+                raise DataError(f"expected 12 columns (name, face box, 10 votes), got {len(row)}")
+            try:
+                counts = [float(c) for c in row[2:]]
+            except ValueError:
+                raise DataError(f"vote counts must be numbers, got {row[2:]}") from None
+            if any(c < 0 or not np.isfinite(c) for c in counts):
+                raise DataError(f"vote counts must be finite and non-negative, got {counts}")
+            try:
+                img = _decode(root / name, size)
+            except (FileNotFoundError, ValueError) as exc:
+                raise DataError(f"image {root / name}: {exc}") from None
+        except DataError as exc:
+            msg = f"{label_file}, line {line}: {exc}"
+            if not skip_bad:
+                raise DataError(msg + " (use --skip-bad / skip_bad=True to skip such rows)") from None
+            skipped.append((str(label_file), line, str(exc)))
+            continue
+        images.append(img)
+        votes.append(counts)
+        kept_names.append(name)
+    if skipped:
+        warnings.warn(f"{len(skipped)} bad row(s) skipped in {label_file}", stacklevel=2)
+    faces = FaceSet(
+        np.stack(images) if images else np.zeros((0, size, size), np.uint8),
+        np.asarray(votes, dtype=np.float32).reshape(-1, len(FERPLUS_CLASSES)),
+        kept_names,
+        root,
+        skipped,
+    )
+    if use_cache:
+        _atomic_write_npz(
+            cache_file,
+            images=faces.images,
+            votes=faces.votes,
+            names=np.asarray(kept_names, dtype=str),
+            skip_file=np.asarray([s[0] for s in skipped], dtype=str),
+            skip_line=np.asarray([s[1] for s in skipped], dtype=np.int64),
+            skip_reason=np.asarray([s[2] for s in skipped], dtype=str),
+        )
+    return faces
+
+
+def prepare_ferplus(fer2013_csv: str | os.PathLike, ferplus_csv: str | os.PathLike, output_dir: str | os.PathLike,
+                    *, skip_bad: bool = False) -> dict[str, int]:
+    """Write the FER+ folder layout from the raw ``fer2013.csv`` + ``fer2013new.csv`` pair.
+
+    Rows are matched by position, as Microsoft's ``generate_training_data.py`` does;
+    ``Usage`` must agree. Each split folder (``FER2013Train``, ``FER2013Valid``,
+    ``FER2013Test``) gets 48x48 PNGs and a ``label.csv``. Faces whose FER+ row has no
+    image name (FER+ removed them) are skipped, as in Microsoft's script. Each split is
+    written to a temporary folder and moved into place only when complete.
+
+    Returns:
+        The number of faces written per split folder.
+    """
+    import cv2
+
+    fer_path, new_path, out = Path(fer2013_csv), Path(ferplus_csv), Path(output_dir)
+    for p in (fer_path, new_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"not found: {p}")
+    with open(fer_path, newline="") as f:
+        fer_rows = list(csv.reader(f))
+    with open(new_path, newline="") as f:
+        new_rows = list(csv.reader(f))
+    if not fer_rows or [c.strip() for c in fer_rows[0][:3]] != ["emotion", "pixels", "Usage"]:
+        raise DataError(f"{fer_path}, line 1: expected the header 'emotion,pixels,Usage', got {fer_rows[:1]}")
+    if not new_rows or [c.strip() for c in new_rows[0][:2]] != ["Usage", "Image name"]:
+        raise DataError(f"{new_path}, line 1: expected a header starting 'Usage,Image name', got {new_rows[:1]}")
+    if len(fer_rows) != len(new_rows):
+        raise DataError(
+            f"{fer_path} has {len(fer_rows) - 1} rows but {new_path} has {len(new_rows) - 1}: "
+            "the two files must describe the same faces in the same order"
+        )
+    per_split: dict[str, list[tuple[str, np.ndarray, list[str]]]] = {k: [] for k in SPLIT_FOLDERS.values()}
+    for line, (fer, new) in enumerate(zip(fer_rows[1:], new_rows[1:]), start=2):
+        try:
+            if len(fer) < 3 or len(new) != 12:
+                raise DataError(f"expected 3 columns in {fer_path.name} and 12 in {new_path.name}")
+            usage = fer[2].strip()
+            if usage != new[0].strip():
+                raise DataError(f"Usage differs between the files: {usage!r} vs {new[0].strip()!r}")
+            if usage not in SPLIT_FOLDERS:
+                raise DataError(f"unknown Usage {usage!r}; expected one of {', '.join(SPLIT_FOLDERS)}")
+            name = new[1].strip()
+            if not name:
+                continue  # FER+ dropped this face
+            pixels = np.array(fer[1].split(), dtype=np.float64)
+            if pixels.size != 48 * 48 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+                raise DataError(f"pixels must be 2304 values in 0..255, got {pixels.size} values")
+            votes = [str(int(float(v))) for v in new[2:]]
+        except (DataError, ValueError) as exc:
+            msg = f"{fer_path.name}/{new_path.name}, line {line}: {exc}"
+            if not skip_bad:
+                raise DataError(msg) from None
+            warnings.warn(msg, stacklevel=2)
+            continue
+        per_split[SPLIT_FOLDERS[usage]].append((name, pixels.astype(np.uint8).reshape(48, 48), votes))
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, faces in per_split.items():
+        if not faces:
+            continue
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{split}-"))
+        try:
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            for name, img, votes in faces:
+                if not cv2.imwrite(str(tmp / name), img):
+                    raise OSError(f"could not write {tmp / name}")
+                writer.writerow([name, "(0, 0, 48, 48)", *votes])
+            (tmp / "label.csv").write_text(buf.getvalue())
+            final = out / split
+            if final.exists():
+                import shutil
+
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        written[split] = len(faces)
+    return written
+
+
+# --------------------------------------------------------------------------- tf.data
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-graph augmentation, applied per image to batches.
+
+    Attributes:
+        flip: random horizontal flip.
+        shift: largest translation, as a fraction of the side.
+        scale: largest zoom in or out, as a fraction (0.1 = 0.9x to 1.1x).
+        rotation: largest rotation, in degrees.
+        brightness: largest brightness change, as a fraction of 255.
+        contrast: largest contrast change, as a fraction (0.2 = 0.8x to 1.2x).
+        erase: probability of random erasing (one rectangle of 2-20% of the area).
+    """
+
+    flip: bool = True
+    shift: float = 0.1
+    scale: float = 0.1
+    rotation: float = 10.0
+    brightness: float = 0.1
+    contrast: float = 0.2
+    erase: float = 0.0
+
+    @classmethod
+    def preset(cls, name: str) -> AugmentConfig:
+        """Named presets: ``none``, ``flip``, ``light`` (flip + shift/crop), ``standard`` and ``strong``."""
+        presets = {
+            "none": cls(flip=False, shift=0, scale=0, rotation=0, brightness=0, contrast=0),
+            "flip": cls(flip=True, shift=0, scale=0, rotation=0, brightness=0, contrast=0),
+            "light": cls(flip=True, shift=0.1, scale=0.0, rotation=0, brightness=0, contrast=0),
+            "standard": cls(),
+            "strong": cls(shift=0.12, scale=0.15, rotation=15.0, brightness=0.15, contrast=0.3, erase=0.5),
+        }
+        try:
+            return presets[name]
+        except KeyError:
+            raise ValueError(f"unknown augmentation preset {name!r}; valid: {', '.join(presets)}") from None
+
+
+def to_model_input(images, input_size: int, channels: int):
+    """Batch of uint8 ``(B, H, W[, 1|3])`` images to the model's uint8 ``(B, S, S, C)`` (graph op)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images)
+    if x.shape.rank == 3:
+        x = x[..., None]
+    if x.shape[1] != input_size or x.shape[2] != input_size:
+        x = tf.image.resize(tf.cast(x, tf.float32), (input_size, input_size), method="bilinear", antialias=True)
+        x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    if channels == 3 and x.shape[-1] == 1:
+        x = tf.repeat(x, 3, axis=-1)
+    elif channels == 1 and x.shape[-1] == 3:
+        x = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32))), tf.uint8)
+    return x
+
+
+def _augment_batch(x, seed, cfg: AugmentConfig):
+    """Augment a float32 ``(B, S, S, C)`` batch in [0, 255] with stateless per-image randomness."""
+    import math
+
+    import tensorflow as tf
+
+    b = tf.shape(x)[0]
+    side = tf.cast(tf.shape(x)[1], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+
+    def uniform(i, lo, hi):
+        return tf.random.stateless_uniform([b], seeds[i], lo, hi)
+
+    if cfg.flip:
+        flip = uniform(0, 0.0, 1.0) < 0.5
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+    if cfg.shift or cfg.scale or cfg.rotation:
+        angle = uniform(1, -cfg.rotation, cfg.rotation) * (math.pi / 180.0)
+        zoom = uniform(2, 1.0 - cfg.scale, 1.0 + cfg.scale)
+        tx = uniform(3, -cfg.shift, cfg.shift) * side
+        ty = uniform(4, -cfg.shift, cfg.shift) * side
+        # output pixel (u, v) samples input at A @ (u - c, v - c) + c - t, A = rotation / zoom
+        c = (side - 1.0) / 2.0
+        cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+        a0, a1, b0, b1 = cos, -sin, sin, cos
+        a2 = c - a0 * c - a1 * c - tx
+        b2 = c - b0 * c - b1 * c - ty
+        zeros = tf.zeros_like(a0)
+        transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        x = tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT",
+        )
+    if cfg.contrast:
+        factor = uniform(5, 1.0 - cfg.contrast, 1.0 + cfg.contrast)[:, None, None, None]
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = (x - mean) * factor + mean
+    if cfg.brightness:
+        x = x + uniform(6, -cfg.brightness, cfg.brightness)[:, None, None, None] * 255.0
+    if cfg.erase:
+        r = tf.random.stateless_uniform([b, 5], seeds[7], 0.0, 1.0)
+        area = (0.02 + 0.18 * r[:, 0]) * side * side
+        aspect = tf.exp((r[:, 1] - 0.5) * 2.0 * math.log(3.0))
+        h = tf.minimum(tf.sqrt(area * aspect), side)
+        w = tf.minimum(tf.sqrt(area / aspect), side)
+        y0 = r[:, 2] * (side - h)
+        x0 = r[:, 3] * (side - w)
+        on = r[:, 4] < cfg.erase
+        grid = tf.range(side)
+        in_y = (grid[None, :] >= y0[:, None]) & (grid[None, :] < (y0 + h)[:, None])
+        in_x = (grid[None, :] >= x0[:, None]) & (grid[None, :] < (x0 + w)[:, None])
+        mask = in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]
+        noise = tf.random.stateless_uniform(tf.shape(x), seeds[7] + 1, 0.0, 255.0)
+        x = tf.where(mask[..., None], noise, x)
+    return x
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int = 128,
+    training: bool = False,
+    augment: AugmentConfig | str | None = None,
+    input_size: int = 48,
+    channels: int = 1,
+    seed: int = 0,
+    repeat: bool = False,
+):
+    """A ``tf.data.Dataset`` of ``(uint8 images (B, S, S, C), float32 targets (B, K))`` batches.
+
+    Training datasets shuffle (reshuffled every pass) and augment on the graph with
+    stateless random ops, so the same ``seed`` gives the same batches. ``repeat=True``
+    makes the dataset endless, for ``fit(steps_per_epoch=...)``. Evaluation datasets
+    keep the input order and never augment.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    targets = np.asarray(targets, dtype=np.float32)
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8, got {images.dtype}")
+    if len(images) != len(targets):
+        raise ValueError(f"{len(images)} images but {len(targets)} targets")
+    if isinstance(augment, str):
+        augment = AugmentConfig.preset(augment)
+    ds = tf.data.Dataset.from_tensor_slices((images, targets))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=training)
+
+    def prepare(x, y):
+        return to_model_input(x, input_size, channels), y
+
+    if training and augment is not None and augment != AugmentConfig.preset("none"):
+        cfg = augment
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+        def aug(batch, s):
+            x, y = batch
+            x = tf.cast(to_model_input(x, input_size, channels), tf.float32)
+            x = _augment_batch(x, tf.cast(s, tf.int32) % (2**31 - 1), cfg)
+            return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), y
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

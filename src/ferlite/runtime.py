@@ -1,0 +1,99 @@
+"""Keras and LiteRT models behind one predict interface.
+
+:func:`load_predictor` takes a registered weights name (see :mod:`ferlite.weights`) or a
+path to a ``.keras`` or ``.tflite`` file and returns a :class:`Predictor`. Loading a
+``.tflite`` file never imports TensorFlow: it runs on the ``ai-edge-litert`` interpreter.
+TensorFlow/Keras is imported only when a ``.keras`` model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Predictor", "load_predictor", "read_sidecar"]
+
+
+def read_sidecar(model_path: str | os.PathLike) -> dict:
+    """The JSON sidecar beside a model file (``model.keras`` -> ``model.json``), or ``{}`` if none."""
+    side = Path(model_path).with_suffix(".json")
+    return json.loads(side.read_text()) if side.is_file() else {}
+
+
+@dataclass
+class Predictor:
+    """A loaded model: give it uint8 faces, get class probabilities.
+
+    Attributes:
+        path: the model file.
+        classes: output class names, in column order.
+        input_size: side of the square input.
+        channels: 1 (gray) or 3.
+        backend: ``"keras"`` or ``"litert"``.
+    """
+
+    path: Path
+    classes: tuple[str, ...]
+    input_size: int
+    channels: int
+    backend: str
+    _impl: object = None
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """``(B, S, S, C)`` uint8 faces -> ``(B, len(classes))`` float32 probabilities (rows sum to 1)."""
+        batch = np.asarray(batch)
+        expected = (self.input_size, self.input_size, self.channels)
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(f"expected a uint8 batch of shape (B, {expected[0]}, {expected[1]}, {expected[2]}), "
+                             f"got {batch.dtype} {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        probs = self._impl(batch)
+        probs = np.asarray(probs, dtype=np.float32)
+        return probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+
+
+def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
+    import keras
+
+    model = keras.models.load_model(path, compile=False)
+    size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
+    n = int(model.output_shape[-1])
+    classes = tuple(sidecar.get("classes") or _default_classes(n))
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return model.predict_on_batch(batch) if len(batch) > 1 else model(batch, training=False).numpy()
+
+    return Predictor(path, classes, size, channels, "keras", run)
+
+
+def _default_classes(n: int) -> tuple[str, ...]:
+    from ferlite.labels import FERPLUS_CLASSES
+
+    if n > len(FERPLUS_CLASSES):
+        raise ValueError(f"model has {n} outputs and no sidecar naming its classes")
+    return FERPLUS_CLASSES[:n]
+
+
+def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
+    """Load a model by registered name (default: the default pretrained model) or file path.
+
+    Raises:
+        FileNotFoundError: the path does not exist (or the name is neither registered nor a file).
+        ValueError: the file is not a ``.keras`` or ``.tflite`` model.
+    """
+    from ferlite import weights
+
+    path = weights.resolve_model(name_or_path)
+    sidecar = read_sidecar(path) or weights.sidecar_for(path)
+    if path.suffix == ".keras":
+        return _keras_predictor(path, sidecar)
+    if path.suffix == ".tflite":
+        from ferlite.litert import litert_predictor
+
+        return litert_predictor(path, sidecar)
+    raise ValueError(f"unsupported model file {path}: expected a .keras or .tflite file")

@@ -1,0 +1,329 @@
+"""Training: soft-label FER+ training with checkpoints, resume, best-model selection and a sidecar.
+
+:func:`train` is the library function behind ``ferlite-train``. Every epoch it writes
+to the output folder:
+
+* ``last.keras`` + ``state.json``: model with optimizer state and the epoch, for ``resume``;
+* ``best_mae.keras`` / ``best_major8.keras``: the best models by validation MAE and major8;
+* ``history.csv``: one row per epoch with training and validation metrics.
+
+At the end: ``curves.png`` (loss, MAE and top-1 per epoch) and ``model.keras`` (the best
+model by validation MAE) with ``model.json``, its sidecar (classes, input size, alpha,
+command, data, metrics).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ferlite import metrics as M
+from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_ferplus_folder
+from ferlite.labels import TARGET_MODES, sample_probability_targets, votes_to_targets
+
+__all__ = ["TrainConfig", "train", "write_sidecar", "evaluate_arrays"]
+
+LOSSES = ("crossentropy", "bce", "kl")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "plateau", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the sidecar)."""
+
+    train: str
+    val: str
+    model: str = "mobilefacenet"
+    alpha: float = 1.0
+    img_size: int = 48
+    channels: int = 1
+    target_mode: str = "seed9"
+    num_classes: int | None = None
+    loss: str = "crossentropy"
+    label_smoothing: float = 0.0
+    opt: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 2
+    epochs: int = 30
+    batch_size: int = 128
+    aug: str = "standard"
+    seed: int = 0
+    patience: int = 0
+    output_dir: str | None = None
+    init_weights: str | None = None
+    resume: bool = False
+    skip_bad: bool = False
+    model_kwargs: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first invalid option."""
+        if self.target_mode not in TARGET_MODES:
+            raise ValueError(f"unknown target mode {self.target_mode!r}; valid: {', '.join(TARGET_MODES)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.opt not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.opt!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        AugmentConfig.preset(self.aug)
+
+
+def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+    """Predict ``faces`` with a Keras model; return (metrics dict, predictions).
+
+    ``mae``/``top1``/``kl`` use the ``seed9`` protocol over the model's classes
+    (8 or 9); ``major8_acc`` uses the FER+ majority protocol.
+    """
+    size = model.input_shape[1]
+    channels = model.input_shape[-1]
+    n_cls = model.output_shape[-1]
+    ds = make_dataset(faces.images, np.zeros((len(faces), 1), np.float32), batch_size=batch_size,
+                      input_size=size, channels=channels)
+    pred = model.predict(ds.map(lambda x, y: x), verbose=0)
+    t = votes_to_targets(faces.votes, "seed9", min(n_cls, 9))
+    p = pred[t.keep][:, : t.targets.shape[1]]
+    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+    major8, n8 = M.major8_accuracy(faces.votes, pred)
+    result = {
+        "n": int(t.keep.sum()),
+        "mae": M.mae(t.targets, p),
+        "top1": M.top1(t.targets, p),
+        "kl": M.kl_divergence(t.targets, p),
+        "major8_acc": major8,
+        "major8_n": n8,
+        "class_mae": dict(zip(t.classes, map(float, M.class_mae(t.targets, p)))),
+    }
+    return result, pred
+
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total - 1, 0))
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.lr * (0.01 if warmup else 1.0), decay_steps=max(total - warmup, 1),
+            alpha=0.0, warmup_target=cfg.lr if warmup else None, warmup_steps=warmup,
+        )
+    else:
+        lr = cfg.lr
+    if cfg.opt == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay or None)
+    if cfg.opt == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+
+
+def _loss(cfg: TrainConfig):
+    import keras
+
+    if cfg.loss == "bce":
+        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
+    if cfg.loss == "kl":
+        return keras.losses.KLDivergence()
+    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+
+
+def _transfer_weights(model, source_path: str) -> list[str]:
+    """Copy weights layer by layer (matched by name and shape); return the layers that received nothing."""
+    import keras
+
+    source = keras.models.load_model(source_path, compile=False)
+    by_name = {layer.name: layer for layer in source.layers}
+    missed = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        src = by_name.get(layer.name)
+        if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
+            missed.append(layer.name)
+            continue
+        layer.set_weights(src.get_weights())
+    return missed
+
+
+def write_sidecar(path: Path, info: dict) -> None:
+    """Write a JSON sidecar atomically."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _plot_curves(history_csv: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    h = pd.read_csv(history_csv)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, title in zip(axes, ("loss", "mae", "top1"), ("loss", "MAE (seed9)", "top-1")):
+        if key in h:
+            ax.plot(h["epoch"], h[key], label="train")
+        if f"val_{key}" in h:
+            ax.plot(h["epoch"], h[f"val_{key}"], label="valid")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _output_dir(cfg: TrainConfig) -> Path:
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    return Path("checkpoints") / time.strftime(f"{cfg.model}_{cfg.alpha:g}_%Y%m%d-%H%M%S")
+
+
+def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
+    """Train a model as ``cfg`` says; return the final sidecar (including validation metrics).
+
+    Args:
+        cfg: the run's options.
+        command: the command line to record in the sidecar (defaults to ``sys.argv``).
+        log: where progress lines go.
+    """
+    import keras
+    import tensorflow as tf
+
+    cfg.check()
+    out = _output_dir(cfg)
+    state_file = out / "state.json"
+    if cfg.resume and not state_file.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} (expected {state_file})")
+    if not cfg.resume and (out / "last.keras").exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_faces = read_ferplus_folder(cfg.train, skip_bad=cfg.skip_bad, size=48)
+    val_faces = read_ferplus_folder(cfg.val, skip_bad=cfg.skip_bad, size=48)
+    t = votes_to_targets(train_faces.votes, cfg.target_mode, cfg.num_classes)
+    x_train = train_faces.images[t.keep]
+    n_cls = t.targets.shape[1]
+    log(f"train: {len(x_train)} faces kept by {cfg.target_mode} ({t.dropped} dropped), {n_cls} classes; "
+        f"valid: {len(val_faces)} faces")
+    steps = len(x_train) // cfg.batch_size
+    if steps < 1:
+        raise ValueError(f"{len(x_train)} training faces are fewer than one batch of {cfg.batch_size}")
+
+    start_epoch, state = 0, {}
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.resume:
+        state = json.loads(state_file.read_text())
+        start_epoch = int(state["epoch"])
+        model = keras.models.load_model(out / "last.keras")
+        log(f"resuming {out} at epoch {start_epoch + 1}")
+    else:
+        from ferlite.models import create_model
+
+        model = create_model(cfg.model, alpha=cfg.alpha, input_size=cfg.img_size, channels=cfg.channels,
+                             num_classes=n_cls, **cfg.model_kwargs)
+        if cfg.init_weights:
+            missed = _transfer_weights(model, cfg.init_weights)
+            if missed:
+                warnings.warn(f"--init-weights: these layers received no weights: {', '.join(missed)}", stacklevel=2)
+        model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), metrics=M.keras_metrics())
+
+    def train_dataset(epoch_seed: int):
+        targets = t.targets
+        if cfg.target_mode == "probability":
+            targets = sample_probability_targets(targets, np.random.default_rng(epoch_seed))
+        return make_dataset(x_train, targets, batch_size=cfg.batch_size, training=True, augment=cfg.aug,
+                            input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, repeat=True)
+
+    history_file = out / "history.csv"
+    best = {"mae": state.get("best_mae", math.inf), "major8": state.get("best_major8", -math.inf)}
+    wait = int(state.get("wait", 0))
+    fields = ["epoch", "loss", "mae", "top1", "kl", "val_mae", "val_top1", "val_kl", "val_major8", "lr", "seconds"]
+    if not cfg.resume:
+        with open(history_file, "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.5, patience=3, min_lr=1e-6)
+    plateau.set_model(model)
+    run_start = time.time()
+    val = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        ds = train_dataset(cfg.seed * 100003 + epoch) if cfg.target_mode == "probability" or epoch == start_epoch \
+            else ds
+        h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
+                      verbose=1 if sys.stdout.isatty() else 0)
+        seconds = time.time() - t0
+        val, _ = evaluate_arrays(model, val_faces)
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        row = {k: h.history[k][-1] for k in ("loss", "mae", "top1", "kl")}
+        row.update(epoch=epoch + 1, val_mae=val["mae"], val_top1=val["top1"], val_kl=val["kl"],
+                   val_major8=val["major8_acc"], lr=lr, seconds=round(seconds, 1))
+        with open(history_file, "a", newline="") as f:
+            csv.writer(f).writerow([row[k] for k in fields])
+        improved = val["mae"] < best["mae"]
+        if improved:
+            best["mae"] = val["mae"]
+            model.save(out / "best_mae.keras")
+            write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
+        if val["major8_acc"] > best["major8"]:
+            best["major8"] = val["major8_acc"]
+            model.save(out / "best_major8.keras")
+            write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
+        wait = 0 if improved else wait + 1
+        if cfg.schedule == "plateau":
+            plateau.on_epoch_end(epoch, {"val_mae": val["mae"]})
+        model.save(out / "last.keras")
+        write_sidecar(state_file, {"epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"],
+                                   "wait": wait})
+        done = epoch + 1 - start_epoch
+        eta = (time.time() - run_start) / done * (cfg.epochs - epoch - 1)
+        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  val_mae {val['mae']:.4f}  "
+            f"val_top1 {val['top1']:.3f}  val_major8 {val['major8_acc']:.3f}  lr {lr:.2e}  "
+            f"{steps * cfg.batch_size / seconds:.0f} img/s  {seconds:.0f}s  ETA {eta / 60:.1f} min")
+        if cfg.patience and wait >= cfg.patience:
+            log(f"early stopping: val_mae has not improved for {wait} epochs")
+            break
+
+    _plot_curves(history_file, out / "curves.png")
+    best_model = keras.models.load_model(out / "best_mae.keras")
+    best_info = json.loads((out / "best_mae.json").read_text())
+    best_model.save(out / "model.keras")
+    sidecar = {
+        "name": out.name,
+        "architecture": cfg.model,
+        "alpha": cfg.alpha,
+        "input_size": cfg.img_size,
+        "channels": cfg.channels,
+        "classes": list(t.classes),
+        "input": f"uint8 {cfg.img_size}x{cfg.img_size}x{cfg.channels}, gray"
+                 + (" repeated to 3 channels" if cfg.channels == 3 else ""),
+        "params": int(best_model.count_params()),
+        "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": asdict(cfg),
+        "data": {"train": str(cfg.train), "train_faces": int(len(x_train)), "val": str(cfg.val),
+                 "val_faces": len(val_faces)},
+        "best_epoch": best_info["epoch"],
+        "valid": best_info["valid"],
+        "wall_time_s": round(time.time() - run_start, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    write_sidecar(out / "model.json", sidecar)
+    log(f"best valid (epoch {best_info['epoch']}): MAE {best_info['valid']['mae']:.4f}  "
+        f"top-1 {best_info['valid']['top1']:.3f}  major8 {best_info['valid']['major8_acc']:.3f}  -> {out / 'model.keras'}")
+    return sidecar
