@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite.labels import FERPLUS_CLASSES, Targets, votes_to_targets
+from ferlite.weights import cache_dir
 
 __all__ = [
     "FaceSet",
@@ -71,16 +72,6 @@ class FaceSet:
         """Faces kept by ``mode`` and their targets: ``(images[keep], Targets)``."""
         t = votes_to_targets(self.votes, mode, num_classes)
         return self.images[t.keep], t
-
-
-def cache_dir() -> Path:
-    """Where ferlite caches files: ``$FERLITE_HOME`` or the platform cache folder (``pooch.os_cache``)."""
-    env = os.environ.get("FERLITE_HOME")
-    if env:
-        return Path(env).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("ferlite"))
 
 
 def _atomic_write_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -54,7 +54,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     opt: str = "adamw"
     lr: float = 2e-3
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-3
     schedule: str = "cosine"
     warmup_epochs: int = 2
     epochs: int = 30
@@ -84,31 +84,17 @@ class TrainConfig:
 
 
 def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict, np.ndarray]:
-    """Predict ``faces`` with a Keras model; return (metrics dict, predictions).
+    """Predict ``faces`` with a Keras model; return (metrics dict, predictions), scored by :func:`ferlite.evaluate.score`."""
+    from ferlite.evaluate import score
+    from ferlite.labels import FERPLUS_CLASSES
 
-    ``mae``/``top1``/``kl`` use the ``seed9`` protocol over the model's classes
-    (8 or 9); ``major8_acc`` uses the FER+ majority protocol.
-    """
-    size = model.input_shape[1]
-    channels = model.input_shape[-1]
-    n_cls = model.output_shape[-1]
+    size, channels = model.input_shape[1], model.input_shape[-1]
     ds = make_dataset(faces.images, np.zeros((len(faces), 1), np.float32), batch_size=batch_size,
                       input_size=size, channels=channels)
     pred = model.predict(ds.map(lambda x, y: x), verbose=0)
-    t = votes_to_targets(faces.votes, "seed9", min(n_cls, 9))
-    p = pred[t.keep][:, : t.targets.shape[1]]
-    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
-    major8, n8 = M.major8_accuracy(faces.votes, pred)
-    result = {
-        "n": int(t.keep.sum()),
-        "mae": M.mae(t.targets, p),
-        "top1": M.top1(t.targets, p),
-        "kl": M.kl_divergence(t.targets, p),
-        "major8_acc": major8,
-        "major8_n": n8,
-        "class_mae": dict(zip(t.classes, map(float, M.class_mae(t.targets, p)))),
-    }
-    return result, pred
+    r = score(faces.votes, pred, FERPLUS_CLASSES[: pred.shape[1]])
+    keys = ("n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae")
+    return {k: getattr(r, k) for k in keys}, pred
 
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
@@ -300,7 +286,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
             break
 
     _plot_curves(history_file, out / "curves.png")
-    best_model = keras.models.load_model(out / "best_mae.keras")
+    best_model = keras.models.load_model(out / "best_mae.keras", compile=False)  # no optimizer state
     best_info = json.loads((out / "best_mae.json").read_text())
     best_model.save(out / "model.keras")
     sidecar = {

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import click
 
+from ferlite.cli.demo import demo_cmd
+from ferlite.cli.eval import eval_cmd
+from ferlite.cli.prepare import prepare_cmd
 from ferlite.cli.train import train_cmd
+from ferlite.cli.weights import weights_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,5 +22,11 @@ def main() -> None:
 
 
 main.add_command(train_cmd, "train")
+main.add_command(eval_cmd, "eval")
+main.add_command(demo_cmd, "demo")
+main.add_command(prepare_cmd, "prepare")
+main.add_command(weights_cmd, "weights")
 
 train_main = train_cmd
+eval_main = eval_cmd
+demo_main = demo_cmd

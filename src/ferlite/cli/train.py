@@ -10,6 +10,14 @@ import click
 from ferlite.labels import TARGET_MODES
 
 
+def _command_line() -> str:
+    """The command as the user typed it, normalised to ``ferlite-train ...``."""
+    args = sys.argv[1:]
+    if args[:1] == ["train"] and not sys.argv[0].endswith("ferlite-train"):
+        args = args[1:]
+    return shlex.join(["ferlite-train", *args])
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--train", "train_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="FER+ training split folder (label.csv + PNGs).")
@@ -52,6 +60,6 @@ def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     cfg = TrainConfig(train=train_dir, val=val_dir, channels=int(channels),
                       num_classes=int(num_classes) if num_classes else None, **opts)
     try:
-        train(cfg, command=shlex.join(["ferlite-train", *sys.argv[1:]]) if sys.argv else None, log=click.echo)
+        train(cfg, command=_command_line(), log=click.echo)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
