@@ -394,7 +394,7 @@ def _augment_batch(x, seed, cfg: AugmentConfig):
         in_y = (grid[None, :] >= y0[:, None]) & (grid[None, :] < (y0 + h)[:, None])
         in_x = (grid[None, :] >= x0[:, None]) & (grid[None, :] < (x0 + w)[:, None])
         mask = in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]
-        noise = tf.random.stateless_uniform(tf.shape(x), seeds[7] + 1, 0.0, 255.0)
+        noise = tf.random.stateless_uniform(tf.concat([tf.shape(x)[:3], [1]], 0), seeds[7] + 1, 0.0, 255.0)
         x = tf.where(mask[..., None], noise, x)
     return x
 

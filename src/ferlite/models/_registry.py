@@ -69,3 +69,20 @@ def create_model(
     if input_size < 16 or input_size % 16:
         raise ValueError(f"input_size must be a multiple of 16 and at least 16, got {input_size!r}")
     return builder(alpha=alpha, input_size=input_size, channels=channels, num_classes=num_classes, **kwargs)
+
+
+def count_macs(model) -> int:
+    """Multiply-adds of one forward pass, over Conv2D, DepthwiseConv2D and Dense layers."""
+    from keras import layers
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.DepthwiseConv2D):
+            _, h, w, c = layer.output.shape
+            total += h * w * c * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, c = layer.output.shape
+            total += h * w * c * layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1]
+        elif isinstance(layer, layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)

@@ -1,0 +1,19 @@
+"""nox sessions: tests, lint."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the code, tests, benchmarks and examples."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
