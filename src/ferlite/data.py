@@ -34,6 +34,8 @@ __all__ = [
     "DataError",
     "AugmentConfig",
     "read_ferplus_folder",
+    "read_csv_dataset",
+    "read_dataset",
     "prepare_ferplus",
     "cache_dir",
     "make_dataset",
@@ -52,11 +54,13 @@ class FaceSet:
     """Faces of one split, decoded.
 
     Attributes:
-        images: ``(N, H, W)`` uint8 gray faces.
-        votes: ``(N, 10)`` float32 vote counts in FER+ class order.
+        images: ``(N, H, W)`` uint8 gray faces, or ``(N, H, W, 3)`` RGB for RGB CSV datasets.
+        votes: ``(N, K)`` float32 votes (or probabilities) per class; for FER+ folders the
+            ten FER+ columns.
         names: the image file names.
         root: the folder they came from.
         skipped: ``(file, line, reason)`` for each row left out with ``skip_bad``.
+        classes: the ``K`` column names (FER+'s ten for FER+ folders).
     """
 
     images: np.ndarray
@@ -64,12 +68,30 @@ class FaceSet:
     names: list[str]
     root: Path
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
+    classes: tuple[str, ...] = FERPLUS_CLASSES
 
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def is_ferplus(self) -> bool:
+        """Whether the votes are FER+'s ten columns (so the FER+ protocols apply)."""
+        return self.classes == FERPLUS_CLASSES
+
     def targets(self, mode: str = "seed9", num_classes: int | None = None) -> tuple[np.ndarray, Targets]:
-        """Faces kept by ``mode`` and their targets: ``(images[keep], Targets)``."""
+        """Faces kept by ``mode`` and their targets: ``(images[keep], Targets)``.
+
+        For a generic (non-FER+) dataset every row is normalised to sum 1 (``mode`` must be ``seed9``,
+        the plain vote distribution).
+        """
+        if not self.is_ferplus:
+            if mode != "seed9":
+                raise ValueError(f"target mode {mode!r} needs FER+ votes; a dataset with classes {self.classes} "
+                                 "is trained on its normalised votes (target mode seed9)")
+            sums = self.votes.sum(axis=1, keepdims=True)
+            keep = sums[:, 0] > 0
+            return self.images[keep], Targets((self.votes[keep] / sums[keep]).astype(np.float32), keep,
+                                              self.classes, "distribution")
         t = votes_to_targets(self.votes, mode, num_classes)
         return self.images[t.keep], t
 
@@ -196,6 +218,79 @@ def read_ferplus_folder(folder: str | os.PathLike, *, skip_bad: bool = False, si
             skip_reason=np.asarray([s[2] for s in skipped], dtype=str),
         )
     return faces
+
+
+def read_csv_dataset(csv_file: str | os.PathLike, *, skip_bad: bool = False, size: int = 48,
+                     channels: int = 1) -> FaceSet:
+    """Read the generic CSV format: an ``image`` column (paths relative to the CSV) and one column per class.
+
+    Class columns hold vote counts or probabilities (one-hot rows are a special case); any names, any
+    number (at least 2). Images of any size and colour are converted to ``size x size`` gray
+    (``channels=1``, OpenCV's luma) or RGB (``channels=3``) with area interpolation.
+
+    Raises:
+        FileNotFoundError: the CSV is missing.
+        DataError: a bad header, or a bad row (missing or unreadable image, non-numeric, negative or
+            all-zero votes), naming file and line; with ``skip_bad`` bad rows are counted instead.
+    """
+    import cv2
+
+    path = Path(csv_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset CSV not found: {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or not rows[0] or rows[0][0].strip() != "image" or len(rows[0]) < 3:
+        raise DataError(f"{path}, line 1: expected a header 'image,<class 1>,<class 2>,...' with at least two "
+                        f"classes, got {rows[0] if rows else 'an empty file'}")
+    classes = tuple(c.strip() for c in rows[0][1:])
+    if len(set(classes)) != len(classes) or not all(classes):
+        raise DataError(f"{path}, line 1: class names must be unique and non-empty, got {list(classes)}")
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    images, votes, names, skipped = [], [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        try:
+            if len(row) != len(classes) + 1:
+                raise DataError(f"expected {len(classes) + 1} columns, got {len(row)}")
+            try:
+                values = [float(c) for c in row[1:]]
+            except ValueError:
+                raise DataError(f"class values must be numbers, got {row[1:]}") from None
+            if any(v < 0 or not np.isfinite(v) for v in values) or sum(values) <= 0:
+                raise DataError(f"class values must be non-negative and not all zero, got {values}")
+            img_path = path.parent / row[0].strip()
+            data = np.fromfile(img_path, dtype=np.uint8) if img_path.is_file() else None
+            if data is None:
+                raise DataError(f"image {img_path}: file not found")
+            img = cv2.imdecode(data, flag) if data.size else None
+            if img is None:
+                raise DataError(f"image {img_path}: not a readable image")
+        except DataError as exc:
+            if not skip_bad:
+                raise DataError(f"{path}, line {line}: {exc} (use --skip-bad / skip_bad=True to skip such rows)") \
+                    from None
+            skipped.append((str(path), line, str(exc)))
+            continue
+        if channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
+        images.append(cv2.resize(img, (size, size), interpolation=interp))
+        votes.append(values)
+        names.append(row[0].strip())
+    if skipped:
+        warnings.warn(f"{len(skipped)} bad row(s) skipped in {path}", stacklevel=2)
+    shape = (0, size, size) if channels == 1 else (0, size, size, 3)
+    return FaceSet(np.stack(images) if images else np.zeros(shape, np.uint8),
+                   np.asarray(votes, dtype=np.float32).reshape(-1, len(classes)), names, path.parent, skipped, classes)
+
+
+def read_dataset(source: str | os.PathLike, *, skip_bad: bool = False, size: int = 48, channels: int = 1) -> FaceSet:
+    """A FER+ split folder or a generic CSV file (by whether ``source`` is a ``.csv`` file)."""
+    if str(source).lower().endswith(".csv"):
+        return read_csv_dataset(source, skip_bad=skip_bad, size=size, channels=channels)
+    return read_ferplus_folder(source, skip_bad=skip_bad, size=size)
 
 
 def prepare_ferplus(fer2013_csv: str | os.PathLike, ferplus_csv: str | os.PathLike, output_dir: str | os.PathLike,

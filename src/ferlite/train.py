@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
-from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_ferplus_folder
-from ferlite.labels import TARGET_MODES, sample_probability_targets, votes_to_targets
+from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
+from ferlite.labels import TARGET_MODES, sample_probability_targets
 
 __all__ = ["TrainConfig", "train", "write_sidecar", "evaluate_arrays"]
 
@@ -64,6 +64,7 @@ class TrainConfig:
     patience: int = 0
     output_dir: str | None = None
     init_weights: str | None = None
+    freeze_backbone: int = 0
     resume: bool = False
     skip_bad: bool = False
     model_kwargs: dict = field(default_factory=dict)
@@ -78,13 +79,18 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.opt!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if not 0 <= self.freeze_backbone < self.epochs:
+            raise ValueError(f"freeze_backbone must be in 0..epochs-1, got {self.freeze_backbone}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         AugmentConfig.preset(self.aug)
 
 
 def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict, np.ndarray]:
-    """Predict ``faces`` with a Keras model; return (metrics dict, predictions), scored by :func:`ferlite.evaluate.score`."""
+    """Predict ``faces`` with a Keras model; return (metrics dict, predictions).
+
+    The metrics are those of :func:`ferlite.evaluate.score` (``seed9`` over the model's classes, major8).
+    """
     from ferlite.evaluate import score
     from ferlite.labels import FERPLUS_CLASSES
 
@@ -92,15 +98,21 @@ def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict,
     ds = make_dataset(faces.images, np.zeros((len(faces), 1), np.float32), batch_size=batch_size,
                       input_size=size, channels=channels)
     pred = model.predict(ds.map(lambda x, y: x), verbose=0)
-    r = score(faces.votes, pred, FERPLUS_CLASSES[: pred.shape[1]])
-    keys = ("n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae")
-    return {k: getattr(r, k) for k in keys}, pred
+    if faces.is_ferplus:
+        r = score(faces.votes, pred, FERPLUS_CLASSES[: pred.shape[1]])
+        keys = ("n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae")
+        return {k: r[k] for k in keys}, pred
+    _, t = faces.targets()
+    p = pred[t.keep]
+    return {"n": int(t.keep.sum()), "mae": M.mae(t.targets, p), "top1": M.top1(t.targets, p),
+            "kl": M.kl_divergence(t.targets, p), "major8_acc": float("nan"), "major8_n": 0,
+            "class_mae": dict(zip(faces.classes, map(float, M.class_mae(t.targets, p))))}, pred
 
 
-def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int | None = None):
     import keras
 
-    total = cfg.epochs * steps_per_epoch
+    total = (epochs or cfg.epochs) * steps_per_epoch
     warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total - 1, 0))
     if cfg.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
@@ -126,11 +138,14 @@ def _loss(cfg: TrainConfig):
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
 
 
-def _transfer_weights(model, source_path: str) -> list[str]:
-    """Copy weights layer by layer (matched by name and shape); return the layers that received nothing."""
+def _transfer_weights(model, source: str) -> list[str]:
+    """Copy weights layer by layer (matched by name and shape) from a checkpoint path or registered name
+    (``default``: the default pretrained model); return the layers that received nothing."""
     import keras
 
-    source = keras.models.load_model(source_path, compile=False)
+    from ferlite.weights import resolve_model
+
+    source = keras.models.load_model(resolve_model(None if source == "default" else source), compile=False)
     by_name = {layer.name: layer for layer in source.layers}
     missed = []
     for layer in model.layers:
@@ -144,10 +159,28 @@ def _transfer_weights(model, source_path: str) -> list[str]:
     return missed
 
 
+def _set_backbone_trainable(model, trainable: bool) -> None:
+    """Freeze or unfreeze every layer but the classifier head (``head_*``); frozen batch norm runs in inference mode."""
+    for layer in model.layers:
+        if not layer.name.startswith("head_"):
+            layer.trainable = trainable
+
+
+def _json_safe(obj):
+    """NaN and infinities become None, so the sidecar is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def write_sidecar(path: Path, info: dict) -> None:
-    """Write a JSON sidecar atomically."""
+    """Write a JSON sidecar atomically (strict JSON: NaN becomes null)."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(_json_safe(info), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -172,6 +205,16 @@ def _plot_curves(history_csv: Path, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def _input_statement(cfg: TrainConfig, ferplus: bool) -> str:
+    """How images are converted to the model's input, for the sidecar."""
+    if ferplus:
+        color = "48x48 gray FER+ faces" + (" repeated to 3 channels" if cfg.channels == 3 else "")
+    else:
+        color = "images read as gray (OpenCV luma)" if cfg.channels == 1 else "images read as RGB"
+    return (f"uint8 {cfg.img_size}x{cfg.img_size}x{cfg.channels}: {color}, resized to {cfg.img_size}x{cfg.img_size} "
+            "(area interpolation when shrinking); scaling to [-1, 1] is inside the model")
 
 
 def _output_dir(cfg: TrainConfig) -> Path:
@@ -200,10 +243,13 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --output-dir")
     out.mkdir(parents=True, exist_ok=True)
 
-    train_faces = read_ferplus_folder(cfg.train, skip_bad=cfg.skip_bad, size=48)
-    val_faces = read_ferplus_folder(cfg.val, skip_bad=cfg.skip_bad, size=48)
-    t = votes_to_targets(train_faces.votes, cfg.target_mode, cfg.num_classes)
-    x_train = train_faces.images[t.keep]
+    read = dict(skip_bad=cfg.skip_bad, size=cfg.img_size, channels=cfg.channels)
+    train_faces = read_dataset(cfg.train, **read)
+    val_faces = read_dataset(cfg.val, **read)
+    if val_faces.classes != train_faces.classes:
+        raise ValueError(f"--val has class columns {val_faces.classes}, --train has {train_faces.classes}: "
+                         "they must be the same, in the same order")
+    x_train, t = train_faces.targets(cfg.target_mode, cfg.num_classes)
     n_cls = t.targets.shape[1]
     log(f"train: {len(x_train)} faces kept by {cfg.target_mode} ({t.dropped} dropped), {n_cls} classes; "
         f"valid: {len(val_faces)} faces")
@@ -227,6 +273,9 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
             missed = _transfer_weights(model, cfg.init_weights)
             if missed:
                 warnings.warn(f"--init-weights: these layers received no weights: {', '.join(missed)}", stacklevel=2)
+        if cfg.freeze_backbone:
+            _set_backbone_trainable(model, False)
+            log(f"backbone frozen for {cfg.freeze_backbone} epoch(s): training the head only")
         model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), metrics=M.keras_metrics())
 
     def train_dataset(epoch_seed: int):
@@ -237,7 +286,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
                             input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, repeat=True)
 
     history_file = out / "history.csv"
-    best = {"mae": state.get("best_mae", math.inf), "major8": state.get("best_major8", -math.inf)}
+    best = {"mae": state.get("best_mae") or math.inf, "major8": state.get("best_major8") or -math.inf}
     wait = int(state.get("wait", 0))
     fields = ["epoch", "loss", "mae", "top1", "kl", "val_mae", "val_top1", "val_kl", "val_major8", "lr", "seconds"]
     if not cfg.resume:
@@ -246,12 +295,17 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.5, patience=3, min_lr=1e-6)
     plateau.set_model(model)
     run_start = time.time()
-    val = {}
+    val, ds = {}, None
     for epoch in range(start_epoch, cfg.epochs):
+        if cfg.freeze_backbone and epoch == cfg.freeze_backbone:
+            _set_backbone_trainable(model, True)
+            model.compile(optimizer=_optimizer(cfg, steps, cfg.epochs - epoch), loss=_loss(cfg),
+                          metrics=M.keras_metrics())
+            log(f"epoch {epoch + 1}: backbone unfrozen, fine-tuning every layer")
         t0 = time.time()
-        ds = train_dataset(cfg.seed * 100003 + epoch) if cfg.target_mode == "probability" or epoch == start_epoch \
-            else ds
-        h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
+        if ds is None or cfg.target_mode == "probability":
+            ds = train_dataset(cfg.seed * 100003 + epoch)
+        h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
                       verbose=1 if sys.stdout.isatty() else 0)
         seconds = time.time() - t0
         val, _ = evaluate_arrays(model, val_faces)
@@ -266,7 +320,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
             best["mae"] = val["mae"]
             model.save(out / "best_mae.keras")
             write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
-        if val["major8_acc"] > best["major8"]:
+        if val["major8_n"] and val["major8_acc"] > best["major8"]:
             best["major8"] = val["major8_acc"]
             model.save(out / "best_major8.keras")
             write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
@@ -296,8 +350,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         "input_size": cfg.img_size,
         "channels": cfg.channels,
         "classes": list(t.classes),
-        "input": f"uint8 {cfg.img_size}x{cfg.img_size}x{cfg.channels}, gray"
-                 + (" repeated to 3 channels" if cfg.channels == 3 else ""),
+        "input": _input_statement(cfg, train_faces.is_ferplus),
         "params": int(best_model.count_params()),
         "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": asdict(cfg),
@@ -310,6 +363,8 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     write_sidecar(out / "model.json", sidecar)
-    log(f"best valid (epoch {best_info['epoch']}): MAE {best_info['valid']['mae']:.4f}  "
-        f"top-1 {best_info['valid']['top1']:.3f}  major8 {best_info['valid']['major8_acc']:.3f}  -> {out / 'model.keras'}")
+    v = best_info["valid"]
+    major8 = f"  major8 {v['major8_acc']:.3f}" if v.get("major8_acc") is not None else ""
+    log(f"best valid (epoch {best_info['epoch']}): MAE {v['mae']:.4f}  top-1 {v['top1']:.3f}{major8}  "
+        f"-> {out / 'model.keras'}")
     return sidecar

@@ -19,10 +19,10 @@ def _command_line() -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--train", "train_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="FER+ training split folder (label.csv + PNGs).")
-@click.option("--val", "val_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="FER+ validation split folder, used for model selection.")
+@click.option("--train", "train_dir", required=True, type=click.Path(exists=True),
+              help="FER+ training split folder (label.csv + PNGs), or a generic dataset CSV (image,<classes...>).")
+@click.option("--val", "val_dir", required=True, type=click.Path(exists=True),
+              help="FER+ validation split folder or dataset CSV, used for model selection.")
 @click.option("--model", default="mobilefacenet", show_default=True, help="Architecture (see ferlite.list_models()).")
 @click.option("--alpha", default=1.0, show_default=True, help="Width multiplier.")
 @click.option("--img-size", default=48, show_default=True, help="Input side in pixels (multiple of 16).")
@@ -50,11 +50,16 @@ def _command_line() -> str:
               "better val MAE (0: off).")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: checkpoints/<model>_<alpha>_<timestamp>).")
-@click.option("--init-weights", default=None, help="Checkpoint to transfer weights from (layers matched by name).")
+@click.option("--init-weights", default=None,
+              help="Checkpoint path or registered name ('default': the default pretrained model) to transfer weights "
+              "from; layers matched by name and shape, a different class set gets a new head.")
+@click.option("--freeze-backbone", default=0, show_default=True,
+              help="Train only the head for this many epochs, then unfreeze everything.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
-@click.option("--skip-bad", is_flag=True, help="Skip unreadable images and malformed rows (counted) instead of stopping.")
+@click.option("--skip-bad", is_flag=True,
+              help="Skip unreadable images and malformed rows (counted) instead of stopping.")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
-    """Train a FER+ model on soft labels; writes checkpoints, history, curves and a final model + sidecar."""
+    """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train
 
     cfg = TrainConfig(train=train_dir, val=val_dir, channels=int(channels),
