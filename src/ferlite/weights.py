@@ -1,11 +1,14 @@
-"""The one registry of pretrained files (models and the face detector), fetched with pooch.
+"""The one registry of pretrained files (expression models and the face detector), fetched with pooch.
 
-Resolution of a registered name, in order: a cached file with the right sha256 > the file
-bundled inside the package with the right sha256 > a download (checked against the sha256;
-a file with the wrong hash is never used and never left behind).
+Resolution of a registered name, in order: a cached file with the registered sha256 > the file
+bundled inside the package with the registered sha256 > a download, checked against the sha256
+(pooch writes to a temporary name first, so a file with the wrong hash is never used nor left behind).
 
-* Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``, files under ``weights/``.
-* Mirrors: ``$FERLITE_BASE_URL`` replaces every download URL's folder (same file names).
+* Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``; weights live in its ``weights/``.
+* Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detector's included
+  (the mirror serves the same file names).
+* An entry whose sha256 is still :data:`PENDING` is registered but not published: it is listed as
+  ``unpublished`` and never fetched.
 
 This module never imports TensorFlow.
 """
@@ -13,37 +16,49 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ferlite.labels import FERPLUS_CLASSES
 
 __all__ = [
     "WeightsEntry",
     "WeightsUnavailable",
     "REGISTRY",
     "DEFAULT_MODEL",
+    "PENDING",
     "cache_dir",
+    "weights_dir",
     "list_weights",
     "registry_entry",
+    "download_url",
+    "file_sha256",
+    "locate",
     "status",
     "fetch",
     "resolve_model",
     "sidecar_for",
 ]
 
-BASE_URL = "https://github.com/ferlite/ferlite/releases/download/v0.1.0/"
+WEIGHTS_VERSION = "0.1.0"
+BASE_URL = f"https://github.com/ferlite/ferlite/releases/download/v{WEIGHTS_VERSION}/"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-FERPLUS9 = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown")
-_GRAY48 = "uint8 gray 48x48 face crop; scaling to [-1, 1] is inside the model"
+PENDING = "pending"
+_URL_SCHEMES = ("http://", "https://", "ftp://")
+_SEED9 = tuple(FERPLUS_CLASSES[:9])
+_GRAY48 = "uint8 gray 48x48 face crop (H, W, 1); scaling to [-1, 1] is inside the model"
 
 
 class WeightsUnavailable(OSError):
-    """A registered file is neither cached nor bundled and could not be downloaded."""
+    """A registered file is neither cached nor bundled and cannot be downloaded (or is not published)."""
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One registered file: where it comes from, its hash, and what the model expects."""
+    """One registered file: where it comes from, its sha256, and what the model expects."""
 
     name: str
     filename: str
@@ -51,39 +66,51 @@ class WeightsEntry:
     url: str
     kind: str  # "keras", "tflite" or "detector"
     description: str
-    bundled: bool = False
     classes: tuple[str, ...] | None = None
     input_size: int | None = None
     channels: int | None = None
     preprocessing: str = ""
+    metrics: dict[str, float] = field(default_factory=dict, hash=False)
+    bundled: bool = False
+
+    @property
+    def published(self) -> bool:
+        """True once the registry holds the file's real sha256 (not :data:`PENDING`)."""
+        return re.fullmatch(r"[0-9a-f]{64}", self.sha256) is not None
 
     @property
     def bundled_path(self) -> Path:
-        """Where the package would hold this file."""
+        """Where the installed package holds (or would hold) this file."""
         return PRETRAINED_DIR / self.filename
 
 
-def _model(name: str, sha256: str, kind: str, description: str) -> WeightsEntry:
-    ext = ".keras" if kind == "keras" else ".tflite"
-    return WeightsEntry(name, name + ext, sha256, BASE_URL + name + ext, kind, description, bundled=True,
-                        classes=FERPLUS9, input_size=48, channels=1, preprocessing=_GRAY48)
+def _model(name: str, kind: str, description: str, *, sha256: str, metrics: dict[str, float]) -> WeightsEntry:
+    """An expression model of the FER+ seed9 protocol: 9 classes, gray 48x48 uint8 input, bundled."""
+    filename = name + (".keras" if kind == "keras" else ".tflite")
+    return WeightsEntry(name, filename, sha256, BASE_URL + filename, kind, description, classes=_SEED9,
+                        input_size=48, channels=1, preprocessing=_GRAY48, metrics=metrics, bundled=True)
 
 
-REGISTRY: dict[str, WeightsEntry] = {
-    e.name: e
-    for e in (
-        _model("ferplus-mfn-1.0", "13ef71c3dd44a32cdc4fe3186808bf76d434f21f4e82379a10b5c83971c55d5e", "keras",
-               "MobileFaceNet alpha 1.0 trained on FER+ soft labels (seed9, 9 classes); the default model"),
-        WeightsEntry(
-            "blaze-face-short-range", "blaze_face_short_range.tflite",
-            "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
-            "https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/1/"
-            "blaze_face_short_range.tflite",
-            "detector", "MediaPipe BlazeFace short-range face detector (Apache-2.0)",
-            preprocessing="RGB image of any size",
-        ),
-    )
-}
+# When a model is (re)trained or exported, update its `sha256=..., metrics=...` line (one line per entry).
+# Metrics are FER2013Valid figures of that very file (e.g. {"valid_mae": ..., "valid_top1": ..., "valid_major8": ...}).
+REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
+    _model("ferplus-mfn-1.0", "keras", "MobileFaceNet alpha 1.0 on FER+ soft labels (seed9, 9 classes); the default",
+           sha256="13ef71c3dd44a32cdc4fe3186808bf76d434f21f4e82379a10b5c83971c55d5e", metrics={}),
+    _model("ferplus-mfn-0.5", "keras", "MobileFaceNet alpha 0.5 on FER+ soft labels (seed9, 9 classes); smaller",
+           sha256=PENDING, metrics={}),
+    _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
+           sha256=PENDING, metrics={}),
+    _model("ferplus-mfn-1.0-fp16", "tflite", "ferplus-mfn-1.0 as TFLite with float16 weights: float32 probabilities",
+           sha256=PENDING, metrics={}),
+    WeightsEntry(
+        "blaze-face-short-range", "blaze_face_short_range.tflite",
+        "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
+        "https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/1/"
+        "blaze_face_short_range.tflite",
+        "detector", "MediaPipe BlazeFace short-range face detector (float16, Apache-2.0), for MediaPipe Tasks",
+        input_size=128, channels=3, preprocessing="RGB image of any size; MediaPipe Tasks resizes it",
+    ),
+)}
 DEFAULT_MODEL = "ferplus-mfn-1.0"
 
 
@@ -97,25 +124,42 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("ferlite"))
 
 
+def weights_dir() -> Path:
+    """Where fetched weights are cached: ``cache_dir() / "weights"``."""
+    return cache_dir() / "weights"
+
+
 def list_weights() -> list[WeightsEntry]:
-    """All registered entries."""
+    """All registered entries, published or not."""
     return list(REGISTRY.values())
 
 
 def registry_entry(name: str) -> WeightsEntry:
-    """The entry registered as ``name``; ValueError listing the valid names otherwise."""
+    """The entry registered as ``name``; ValueError listing the registered names otherwise."""
     try:
         return REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"unknown weights {name!r}; registered: {', '.join(REGISTRY)}") from None
 
 
-def _url(entry: WeightsEntry) -> str:
+def download_url(name: str) -> str:
+    """The URL ``name`` is downloaded from: ``$FERLITE_BASE_URL/<filename>`` when set, else the registered URL.
+
+    Raises:
+        ValueError: ``name`` is not registered, or ``$FERLITE_BASE_URL`` is not an http(s)/ftp URL.
+    """
+    entry = registry_entry(name)
     mirror = os.environ.get("FERLITE_BASE_URL")
-    return mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
+    if not mirror:
+        return entry.url
+    if not mirror.startswith(_URL_SCHEMES):
+        raise ValueError(f"FERLITE_BASE_URL={mirror!r} is not a URL: expected it to start with "
+                         f"{', '.join(_URL_SCHEMES)} (a folder serving the registered file names)")
+    return mirror.rstrip("/") + "/" + entry.filename
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -123,77 +167,112 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cached_path(entry: WeightsEntry) -> Path:
-    return cache_dir() / "weights" / entry.filename
+def _local_places(entry: WeightsEntry) -> list[Path]:
+    """Where a local copy may be, in order of preference: the cache, then the package."""
+    return [weights_dir() / entry.filename] + ([entry.bundled_path] if entry.bundled else [])
 
 
-def _good(path: Path, entry: WeightsEntry) -> bool:
-    return path.is_file() and _sha256(path) == entry.sha256
+def _verified(path: Path, entry: WeightsEntry) -> bool:
+    return entry.published and path.is_file() and file_sha256(path) == entry.sha256
+
+
+def locate(name: str) -> Path | None:
+    """The verified local copy of ``name`` (cached first, then bundled) without downloading; None if there is none."""
+    entry = registry_entry(name)
+    return next((p for p in _local_places(entry) if _verified(p, entry)), None)
 
 
 def status(name: str) -> str:
-    """Where ``name`` would come from now: ``cached``, ``bundled`` or ``remote``."""
+    """Where ``name`` would come from now: ``cached``, ``bundled``, ``remote`` or ``unpublished``."""
     entry = registry_entry(name)
-    if _good(_cached_path(entry), entry):
-        return "cached"
-    if entry.bundled and _good(entry.bundled_path, entry):
-        return "bundled"
-    return "remote"
+    if not entry.published:
+        return "unpublished"
+    path = locate(name)
+    if path is None:
+        return "remote"
+    return "bundled" if path == entry.bundled_path else "cached"
+
+
+def _ignored_copies(entry: WeightsEntry) -> str:
+    """A note on local copies that exist but fail the hash check (they are never used)."""
+    bad = [str(p) for p in _local_places(entry) if p.is_file()]
+    return f" (ignored, sha256 mismatch: {', '.join(bad)})" if bad else ""
 
 
 def fetch(name: str, *, progress: bool = False) -> Path:
-    """Path to the verified file registered as ``name``, downloading it if needed.
+    """Path to the verified file registered as ``name``: cached > bundled > downloaded into the cache.
+
+    Args:
+        name: a registered name (see :func:`list_weights`).
+        progress: show a download progress bar (needs ``tqdm``; silently off without it).
 
     Raises:
-        ValueError: ``name`` is not registered.
-        WeightsUnavailable: not cached or bundled, and the download failed or its hash was wrong.
+        ValueError: ``name`` is not registered, or ``$FERLITE_BASE_URL`` is malformed.
+        WeightsUnavailable: the entry is not published, or it is not local and its download failed
+            (offline, server down, missing file) or gave a file with another sha256 (discarded).
     """
+    entry = registry_entry(name)
+    if not entry.published:
+        raise WeightsUnavailable(f"{name} ({entry.filename}) is registered but not published yet: its sha256 in "
+                                 f"ferlite.weights is {entry.sha256!r}; use another model or pass a file path")
+    local = locate(name)
+    if local is not None:
+        return local
     import pooch
 
-    entry = registry_entry(name)
-    cached = _cached_path(entry)
-    if _good(cached, entry):
-        return cached
-    if entry.bundled and _good(entry.bundled_path, entry):
-        return entry.bundled_path
-    url = _url(entry)
+    url, folder = download_url(name), weights_dir()
+    ignored = _ignored_copies(entry)
     try:
-        path = pooch.retrieve(url, known_hash=f"sha256:{entry.sha256}", fname=entry.filename,
-                              path=cached.parent, progressbar=progress)
-    except ValueError as exc:  # pooch: hash mismatch (the downloaded file is removed)
+        path = pooch.retrieve(url, known_hash=f"sha256:{entry.sha256}", fname=entry.filename, path=folder,
+                              progressbar=progress and importlib.util.find_spec("tqdm") is not None)
+    except OSError as exc:  # requests' errors are OSErrors: offline, refused, HTTP 404, timeout; or a disk error
         raise WeightsUnavailable(
-            f"downloaded {entry.filename} from {url}, but its sha256 is not the registered {entry.sha256}; "
-            f"the file was discarded ({exc})"
+            f"{entry.filename} ({name}) is not in the cache {folder}{ignored} and could not be downloaded from "
+            f"{url}: {exc}. To pre-fetch it: run `ferlite weights fetch {name}` on a connected machine and copy "
+            f"{entry.filename} into {folder}, or set FERLITE_BASE_URL to a mirror that serves {entry.filename}."
         ) from exc
-    except Exception as exc:  # network errors of requests/pooch
+    except ValueError as exc:  # pooch: the downloaded file's hash differs (the temporary file is deleted)
         raise WeightsUnavailable(
-            f"{entry.filename} ({name}) is not in the cache {cached.parent} and could not be downloaded from {url}: "
-            f"{exc}. To pre-fetch it, run `ferlite weights fetch {name}` on a connected machine and copy "
-            f"{entry.filename} into {cached.parent}, or set FERLITE_BASE_URL to a mirror that serves it."
+            f"downloaded {entry.filename} ({name}) from {url}, but its sha256 is not the registered "
+            f"{entry.sha256}: the file was discarded and nothing was written to {folder} ({exc})"
         ) from exc
     return Path(path)
 
 
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
-    """A model file from an explicit path, a registered name, or (None) the default model."""
+    """An expression model file: an existing path as given, a registered name fetched, or None -> the default.
+
+    Raises:
+        TypeError: ``name_or_path`` is not a str, a path or None.
+        ValueError: the name is registered but is not an expression model (the face detector).
+        FileNotFoundError: neither an existing file nor a registered name (the message lists the names).
+        WeightsUnavailable: the registered file cannot be had (see :func:`fetch`).
+    """
     if name_or_path is None:
         return fetch(DEFAULT_MODEL)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"expected a model name, a file path or None, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
     if path.is_file():
         return path
-    if str(name_or_path) in REGISTRY:
-        return fetch(str(name_or_path))
-    raise FileNotFoundError(
-        f"no model file {str(name_or_path)!r} and no registered weights of that name; "
-        f"registered: {', '.join(REGISTRY)}"
-    )
+    entry = REGISTRY.get(str(name_or_path))
+    if entry is None:
+        models = [e.name for e in REGISTRY.values() if e.classes]
+        raise FileNotFoundError(f"no model file {str(name_or_path)!r} and no registered weights of that name; "
+                                f"registered: {', '.join(models)}")
+    if entry.classes is None:
+        raise ValueError(f"{entry.name!r} is a {entry.kind}, not an expression model")
+    return fetch(entry.name)
 
 
 def sidecar_for(path: str | os.PathLike) -> dict:
-    """Registry metadata (name, classes, input size, channels) for a registered file, else ``{}``."""
-    name = Path(path).name
-    for entry in REGISTRY.values():
-        if entry.filename == name and entry.classes:
-            return {"name": entry.name, "classes": list(entry.classes), "input_size": entry.input_size,
-                    "channels": entry.channels}
+    """Registry metadata of the expression model whose registered file name is ``path``'s, else ``{}``.
+
+    Keys: name, kind, classes (list), input_size, channels, preprocessing, metrics.
+    """
+    filename = Path(path).name
+    for e in REGISTRY.values():
+        if e.filename == filename and e.classes:
+            return {"name": e.name, "kind": e.kind, "classes": list(e.classes), "input_size": e.input_size,
+                    "channels": e.channels, "preprocessing": e.preprocessing, "metrics": dict(e.metrics)}
     return {}

@@ -7,41 +7,69 @@ import click
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def weights_cmd() -> None:
-    """Pretrained models and the face detector: list, fetch, path."""
+    """Pretrained expression models and the face detector: list, fetch, path."""
+
+
+def _classes(classes: tuple[str, ...] | None) -> str:
+    return f"{len(classes)} ({classes[0]} .. {classes[-1]})" if classes else "-"
 
 
 @weights_cmd.command("list")
 def list_cmd() -> None:
-    """Registered files and where each would come from now (cached, bundled or remote)."""
+    """Registered files: kind, local size, where each would come from now, classes.
+
+    WHERE is cached, bundled (inside the package), remote (to download) or unpublished.
+    """
     from ferlite import weights
 
+    rows = [("NAME", "KIND", "SIZE", "WHERE", "CLASSES")]
     for e in weights.list_weights():
-        click.echo(f"{e.name:26s} {e.kind:9s} {weights.status(e.name):8s} {e.filename}  {e.description}")
+        local = weights.locate(e.name)
+        size = f"{local.stat().st_size / 1024:.0f} KiB" if local else "-"
+        rows.append((e.name, e.kind, size, weights.status(e.name), _classes(e.classes)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    click.echo(f"\ncache: {weights.weights_dir()}")
 
 
 @weights_cmd.command("fetch")
 @click.argument("name", required=False)
-@click.option("--all", "fetch_all", is_flag=True, help="Fetch every registered file.")
-def fetch_cmd(name, fetch_all) -> None:
-    """Download (or verify) NAME, or --all, into the cache."""
+@click.option("--all", "fetch_all", is_flag=True, help="Fetch every published entry.")
+def fetch_cmd(name: str | None, fetch_all: bool) -> None:
+    """Download (or verify the local copy of) NAME, or every published entry with --all, and print its path."""
     from ferlite import weights
 
     if bool(name) == fetch_all:
-        raise click.UsageError("give a NAME or --all")
-    for n in [e.name for e in weights.list_weights()] if fetch_all else [name]:
+        raise click.UsageError("give either a NAME or --all")
+    if name:
+        click.echo(_fetch_or_fail(name))
+        return
+    failed = []
+    for e in weights.list_weights():
+        if not e.published:
+            click.echo(f"{e.name}: skipped, not published yet")
+            continue
         try:
-            click.echo(f"{n}: {weights.fetch(n, progress=True)}")
+            click.echo(f"{e.name}: {weights.fetch(e.name, progress=True)}")
         except (ValueError, OSError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            click.echo(f"{e.name}: FAILED: {exc}", err=True)
+            failed.append(e.name)
+    if failed:
+        raise click.ClickException(f"could not fetch {', '.join(failed)}")
 
 
 @weights_cmd.command("path")
 @click.argument("name")
-def path_cmd(name) -> None:
-    """Print the local path of NAME (fetching it if needed)."""
+def path_cmd(name: str) -> None:
+    """Print the local path of NAME, fetching it first if it is not cached or bundled."""
+    click.echo(_fetch_or_fail(name))
+
+
+def _fetch_or_fail(name: str) -> str:
     from ferlite import weights
 
     try:
-        click.echo(str(weights.fetch(name)))
+        return str(weights.fetch(name, progress=True))
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,284 @@
+"""The weights registry against a real HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ferlite import weights
+
+SHARED_DETECTOR = Path(__file__).resolve().parents[2] / "shared" / "models" / "blaze_face_short_range.tflite"
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 (port 0) serving a folder from a thread, recording GET paths."""
+
+    def __init__(self, root: Path):
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop serving and release the port: its URL now refuses connections."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def make_entry(name: str, payload: bytes, *, bundled: bool = False, sha256: str | None = None) -> weights.WeightsEntry:
+    """A registry entry for a small byte file standing in for a model (what is tested is the fetching)."""
+    return weights.WeightsEntry(name, name + ".keras", sha256 or hashlib.sha256(payload).hexdigest(),
+                                f"https://example.invalid/{name}.keras", "keras", "test entry",
+                                classes=("calm", "glad"), input_size=48, channels=1, bundled=bundled)
+
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """'test-model' registered and served by a loopback server that FERLITE_BASE_URL points at."""
+    root = tmp_path / "www"
+    root.mkdir()
+    payload = b"ferlite test weights\n" * 100
+    (root / "test-model.keras").write_bytes(payload)
+    monkeypatch.setitem(weights.REGISTRY, "test-model", make_entry("test-model", payload))
+    server = LoopbackServer(root)
+    monkeypatch.setenv("FERLITE_BASE_URL", server.url)
+    yield SimpleNamespace(server=server, root=root, payload=payload, requests=server.requests)
+    server.close()
+
+
+def cache_files(ferlite_home: Path) -> list[str]:
+    folder = ferlite_home / "weights"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_first_fetch_downloads_then_cache_is_used(served, ferlite_home):
+    assert weights.status("test-model") == "remote" and weights.locate("test-model") is None
+    path = weights.fetch("test-model")
+    assert path == ferlite_home / "weights" / "test-model.keras"
+    assert path.read_bytes() == served.payload
+    assert served.requests == ["/test-model.keras"]
+    assert weights.status("test-model") == "cached" and weights.locate("test-model") == path
+    assert weights.fetch("test-model") == path
+    assert served.requests == ["/test-model.keras"]  # no second request
+    assert cache_files(ferlite_home) == ["test-model.keras"]
+
+
+def test_tampered_cache_is_redownloaded(served):
+    path = weights.fetch("test-model")
+    path.write_bytes(b"tampered" + served.payload[8:])
+    assert weights.status("test-model") == "remote" and weights.locate("test-model") is None
+    assert weights.fetch("test-model").read_bytes() == served.payload
+    assert len(served.requests) == 2
+
+
+def test_tampered_cache_with_server_down_is_never_used(served, ferlite_home):
+    path = weights.fetch("test-model")
+    path.write_bytes(b"tampered")
+    served.server.close()
+    with pytest.raises(weights.WeightsUnavailable, match="ignored, sha256 mismatch: .*test-model.keras"):
+        weights.fetch("test-model")
+    assert cache_files(ferlite_home) == ["test-model.keras"] and path.read_bytes() == b"tampered"
+
+
+def test_wrong_hash_on_server_gives_clear_error_and_leaves_nothing(served, ferlite_home):
+    (served.root / "test-model.keras").write_bytes(b"another file with the same name")
+    with pytest.raises(weights.WeightsUnavailable) as err:
+        weights.fetch("test-model")
+    msg = str(err.value)
+    assert "sha256" in msg and weights.REGISTRY["test-model"].sha256 in msg and served.server.url in msg
+    assert "discarded" in msg
+    assert served.requests == ["/test-model.keras"]
+    assert cache_files(ferlite_home) == []  # neither the file nor a temporary one
+
+
+def test_server_down_gives_offline_error(served, ferlite_home):
+    served.server.close()
+    with pytest.raises(weights.WeightsUnavailable) as err:
+        weights.fetch("test-model")
+    assert isinstance(err.value, OSError)
+    msg = str(err.value)
+    for part in ("test-model.keras", served.server.url + "test-model.keras", str(ferlite_home / "weights"),
+                 "ferlite weights fetch test-model", "FERLITE_BASE_URL"):
+        assert part in msg
+    assert cache_files(ferlite_home) == []
+
+
+def test_file_missing_on_mirror(served, ferlite_home):
+    (served.root / "test-model.keras").unlink()
+    with pytest.raises(weights.WeightsUnavailable, match="404"):
+        weights.fetch("test-model")
+    assert cache_files(ferlite_home) == []
+
+
+def test_malformed_base_url(served, monkeypatch):
+    monkeypatch.setenv("FERLITE_BASE_URL", "mirror.example/weights")
+    with pytest.raises(ValueError, match="FERLITE_BASE_URL='mirror.example/weights'.*http"):
+        weights.fetch("test-model")
+    assert served.requests == []
+
+
+def test_detector_downloaded_from_loopback_mirror(tmp_path, monkeypatch, ferlite_home):
+    if not SHARED_DETECTOR.is_file():
+        pytest.skip(f"../shared detector model is absent (looked for {SHARED_DETECTOR})")
+    entry = weights.registry_entry("blaze-face-short-range")
+    assert entry.kind == "detector" and not entry.bundled
+    assert entry.url.startswith("https://storage.googleapis.com/mediapipe-models/")
+    root = tmp_path / "mirror"
+    root.mkdir()
+    shutil.copy(SHARED_DETECTOR, root)
+    server = LoopbackServer(root)
+    try:
+        monkeypatch.setenv("FERLITE_BASE_URL", server.url.rstrip("/"))
+        assert weights.download_url(entry.name) == server.url + entry.filename
+        path = weights.fetch(entry.name)
+        assert path == ferlite_home / "weights" / "blaze_face_short_range.tflite"
+        assert weights.file_sha256(path) == entry.sha256 and path.stat().st_size == SHARED_DETECTOR.stat().st_size
+        assert server.requests == ["/blaze_face_short_range.tflite"]
+        assert weights.status(entry.name) == "cached"
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def package_dir(tmp_path, monkeypatch):
+    """A stand-in for the package's pretrained/ folder."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", folder)
+    return folder
+
+
+def test_bundled_file_is_used_without_network(served, package_dir, ferlite_home, monkeypatch):
+    monkeypatch.setitem(weights.REGISTRY, "test-model", make_entry("test-model", served.payload, bundled=True))
+    (package_dir / "test-model.keras").write_bytes(served.payload)
+    served.server.close()
+    assert weights.status("test-model") == "bundled"
+    assert weights.fetch("test-model") == package_dir / "test-model.keras"
+    assert weights.resolve_model("test-model") == package_dir / "test-model.keras"
+    assert cache_files(ferlite_home) == []
+
+
+def test_cache_wins_over_bundled_and_bad_bundled_is_not_used(served, package_dir, monkeypatch):
+    monkeypatch.setitem(weights.REGISTRY, "test-model", make_entry("test-model", served.payload, bundled=True))
+    bundled = package_dir / "test-model.keras"
+    bundled.write_bytes(b"a stale bundled copy")
+    assert weights.status("test-model") == "remote"
+    cached = weights.fetch("test-model")  # downloaded, since the bundled copy fails its hash
+    assert cached != bundled and cached.read_bytes() == served.payload and len(served.requests) == 1
+    bundled.write_bytes(served.payload)
+    assert weights.status("test-model") == "cached" and weights.fetch("test-model") == cached
+
+
+def test_unbundled_entry_ignores_package_file(served, package_dir):
+    (package_dir / "test-model.keras").write_bytes(served.payload)  # entry is not bundled
+    assert weights.status("test-model") == "remote"
+    weights.fetch("test-model")
+    assert served.requests == ["/test-model.keras"]
+
+
+def test_unpublished_entry_is_reported_not_fetched(served, monkeypatch):
+    monkeypatch.setitem(weights.REGISTRY, "test-model",
+                        make_entry("test-model", served.payload, sha256=weights.PENDING))
+    assert not weights.registry_entry("test-model").published
+    assert weights.status("test-model") == "unpublished" and weights.locate("test-model") is None
+    with pytest.raises(weights.WeightsUnavailable, match="not published yet"):
+        weights.fetch("test-model")
+    assert served.requests == []
+
+
+def test_resolve_model(served, tmp_path, monkeypatch):
+    explicit = tmp_path / "mine.keras"
+    explicit.write_bytes(b"x")
+    assert weights.resolve_model(explicit) == explicit
+    assert weights.resolve_model(str(explicit)) == explicit
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "test-model").write_bytes(b"a file named like a registered model")
+    assert weights.resolve_model("test-model") == Path("test-model")  # an existing path wins over the name
+    assert served.requests == []
+    (tmp_path / "test-model").unlink()
+    assert weights.resolve_model("test-model").read_bytes() == served.payload
+    with pytest.raises(FileNotFoundError, match="'no-such-model'.*registered: .*ferplus-mfn-1.0.*test-model"):
+        weights.resolve_model("no-such-model")
+    with pytest.raises(ValueError, match="'blaze-face-short-range' is a detector"):
+        weights.resolve_model("blaze-face-short-range")
+    with pytest.raises(TypeError, match="got int"):
+        weights.resolve_model(3)
+
+
+def test_registry_lookups():
+    names = [e.name for e in weights.list_weights()]
+    assert names[:4] == ["ferplus-mfn-1.0", "ferplus-mfn-0.5", "ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16"]
+    assert "blaze-face-short-range" in names and weights.DEFAULT_MODEL in names
+    with pytest.raises(ValueError, match="unknown weights 'nope'; registered: ferplus-mfn-1.0, .*blaze-face"):
+        weights.registry_entry("nope")
+    for e in weights.list_weights():
+        assert e.url.endswith("/" + e.filename) and e.kind in ("keras", "tflite", "detector")
+        assert e.published or e.sha256 == weights.PENDING
+        if e.kind != "detector":
+            assert e.classes and e.input_size and e.channels and e.preprocessing and e.bundled
+
+
+def test_sidecar_for():
+    meta = weights.sidecar_for(Path("/anywhere") / "ferplus-mfn-1.0-int8.tflite")
+    assert meta["name"] == "ferplus-mfn-1.0-int8" and meta["kind"] == "tflite"
+    assert meta["classes"][0] == "neutral" and meta["classes"][-1] == "unknown" and len(meta["classes"]) == 9
+    assert (meta["input_size"], meta["channels"]) == (48, 1)
+    assert weights.sidecar_for("somewhere/else.keras") == {}
+    assert weights.sidecar_for("blaze_face_short_range.tflite") == {}  # not an expression model
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    import pooch
+
+    from ferlite import data
+
+    monkeypatch.setenv("FERLITE_HOME", str(tmp_path / "home"))
+    assert weights.cache_dir() == tmp_path / "home" and weights.weights_dir() == tmp_path / "home" / "weights"
+    assert data.cache_dir() == weights.cache_dir()
+    monkeypatch.delenv("FERLITE_HOME")
+    assert weights.cache_dir() == Path(pooch.os_cache("ferlite"))
+
+
+def test_bundled_files_match_registry(monkeypatch):
+    """Every model file shipped in the package has its sha256 in the registry and agrees with its sidecar."""
+    bundled = [e for e in weights.list_weights() if e.bundled and e.bundled_path.is_file()]
+    assert weights.registry_entry(weights.DEFAULT_MODEL) in bundled, "the default model must be bundled"
+    for e in bundled:
+        actual = weights.file_sha256(e.bundled_path)
+        assert e.sha256 == actual, f"update the sha256 of {e.name} in ferlite/weights.py to {actual}"
+        sidecar = e.bundled_path.with_suffix(".json")
+        if sidecar.is_file():
+            meta = json.loads(sidecar.read_text())
+            for key in ("classes", "input_size", "channels"):
+                if key in meta:
+                    assert meta[key] == weights.sidecar_for(e.bundled_path)[key], f"{sidecar}: {key}"
+    monkeypatch.setenv("FERLITE_BASE_URL", "http://127.0.0.1:9/")  # discard port: any download would fail
+    assert weights.resolve_model(None) == weights.registry_entry(weights.DEFAULT_MODEL).bundled_path
+
+
+def test_import_does_not_load_tensorflow():
+    code = "import sys, ferlite.weights; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
