@@ -19,7 +19,7 @@ def mirror(tmp_path, monkeypatch):
     root.mkdir()
     (root / "served.keras").write_bytes(PAYLOAD)
     entries = [make_entry("served", PAYLOAD), make_entry("missing", b"not on the server"),
-               make_entry("pending", PAYLOAD, sha256=weights.PENDING)]
+               make_entry("pending", PAYLOAD, published=False)]
     monkeypatch.setattr(weights, "REGISTRY", {e.name: e for e in entries})
     server = LoopbackServer(root)
     monkeypatch.setenv("FERLITE_BASE_URL", server.url)
@@ -50,7 +50,7 @@ def test_list_shows_where_and_size(mirror):
     rows = {line.split()[0]: line.split() for line in run("list").output.splitlines()[1:] if line.strip()}
     assert rows["served"][1:5] == ["keras", "1", "KiB", "cached"]
     assert rows["missing"][1:4] == ["keras", "-", "remote"]
-    assert rows["pending"][1:4] == ["keras", "-", "unpublished"]
+    assert rows["pending"][1:4] == ["keras", "-", "unavailable"]
 
 
 def test_fetch_then_path(mirror, ferlite_home):

@@ -15,7 +15,7 @@ FERPLUS_TO_FER2013 = {0: "neutral", 1: "happy", 2: "surprise", 3: "sad", 4: "ang
 
 
 def write_onehot_csv(src, dest, rows, start=0):
-    """A 7-class one-hot CSV (FER2013 names) from FER+ majority labels of the shared sample; images copied as RGB JPEG."""
+    """A 7-class one-hot CSV (FER2013 names) from FER+ argmax labels; images written as 96x96 colour JPEGs."""
     import cv2
 
     dest.mkdir(parents=True, exist_ok=True)

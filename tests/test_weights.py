@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from ferlite import weights
+from ferlite.labels import FERPLUS_CLASSES
 
 SHARED_DETECTOR = Path(__file__).resolve().parents[2] / "shared" / "models" / "blaze_face_short_range.tflite"
 
@@ -47,9 +48,9 @@ class LoopbackServer:
         self.thread.join()
 
 
-def make_entry(name: str, payload: bytes, *, bundled: bool = False, sha256: str | None = None) -> weights.WeightsEntry:
+def make_entry(name: str, payload: bytes, *, bundled: bool = False, published: bool = True) -> weights.WeightsEntry:
     """A registry entry for a small byte file standing in for a model (what is tested is the fetching)."""
-    return weights.WeightsEntry(name, name + ".keras", sha256 or hashlib.sha256(payload).hexdigest(),
+    return weights.WeightsEntry(name, name + ".keras", hashlib.sha256(payload).hexdigest() if published else None,
                                 f"https://example.invalid/{name}.keras", "keras", "test entry",
                                 classes=("calm", "glad"), input_size=48, channels=1, bundled=bundled)
 
@@ -199,14 +200,38 @@ def test_unbundled_entry_ignores_package_file(served, package_dir):
     assert served.requests == ["/test-model.keras"]
 
 
-def test_unpublished_entry_is_reported_not_fetched(served, monkeypatch):
-    monkeypatch.setitem(weights.REGISTRY, "test-model",
-                        make_entry("test-model", served.payload, sha256=weights.PENDING))
+def test_unpublished_entry_is_unavailable_not_fetched(served, monkeypatch, ferlite_home):
+    monkeypatch.setitem(weights.REGISTRY, "test-model", make_entry("test-model", served.payload, published=False))
     assert not weights.registry_entry("test-model").published
-    assert weights.status("test-model") == "unpublished" and weights.locate("test-model") is None
-    with pytest.raises(weights.WeightsUnavailable, match="not published yet"):
+    (ferlite_home / "weights").mkdir()
+    (ferlite_home / "weights" / "test-model.keras").write_bytes(served.payload)  # no hash to check it against
+    assert weights.status("test-model") == "unavailable" and weights.locate("test-model") is None
+    with pytest.raises(weights.WeightsUnavailable, match="test-model.keras.*not published yet"):
         weights.fetch("test-model")
     assert served.requests == []
+
+
+def test_bundled_entry_missing_from_package_is_unavailable(served, package_dir, ferlite_home, monkeypatch):
+    monkeypatch.setitem(weights.REGISTRY, "test-model", make_entry("test-model", served.payload, bundled=True))
+    assert weights.status("test-model") == "unavailable"
+    with pytest.raises(weights.WeightsUnavailable) as err:
+        weights.fetch("test-model")
+    for part in (str(package_dir / "test-model.keras"), "is absent", str(ferlite_home / "weights"), "reinstall"):
+        assert part in str(err.value)
+    assert served.requests == [] and cache_files(ferlite_home) == []
+    cached = ferlite_home / "weights" / "test-model.keras"  # a copy placed in the cache by hand is used
+    cached.parent.mkdir()
+    cached.write_bytes(served.payload)
+    assert weights.status("test-model") == "cached" and weights.fetch("test-model") == cached
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [("sha256", "ABC", "not 64 lowercase hex"),
+                                                       ("kind", "onnx", "not one of keras, tflite, detector")])
+def test_malformed_entry_is_refused(field, value, match):
+    fields = {"sha256": "0" * 64, "kind": "keras", field: value}
+    with pytest.raises(ValueError, match=match):
+        weights.WeightsEntry("bad", "bad.keras", fields["sha256"], "https://example.invalid/bad.keras", fields["kind"],
+                             "test entry")
 
 
 def test_resolve_model(served, tmp_path, monkeypatch):
@@ -236,9 +261,17 @@ def test_registry_lookups():
         weights.registry_entry("nope")
     for e in weights.list_weights():
         assert e.url.endswith("/" + e.filename) and e.kind in ("keras", "tflite", "detector")
-        assert e.published or e.sha256 == weights.PENDING
         if e.kind != "detector":
-            assert e.classes and e.input_size and e.channels and e.preprocessing and e.bundled
+            assert e.classes == FERPLUS_CLASSES[:9] and e.bundled
+            assert (e.input_size, e.channels) == (48, 1) and e.preprocessing
+            assert e.url == "https://github.com/ferlite/ferlite/releases/download/v0.1.0/" + e.filename
+    for name in ("ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16"):
+        entry = weights.registry_entry(name)
+        assert entry.kind == "tflite" and entry.filename == name + ".tflite"
+        if entry.sha256 is None or not entry.bundled_path.is_file():  # the cache is empty (FERLITE_HOME)
+            assert weights.status(name) == "unavailable"
+            with pytest.raises(weights.WeightsUnavailable, match=name):
+                weights.fetch(name)
 
 
 def test_sidecar_for():

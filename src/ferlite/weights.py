@@ -7,8 +7,8 @@ bundled inside the package with the registered sha256 > a download, checked agai
 * Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``; weights live in its ``weights/``.
 * Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detector's included
   (the mirror serves the same file names).
-* An entry whose sha256 is still :data:`PENDING` is registered but not published: it is listed as
-  ``unpublished`` and never fetched.
+* ``unavailable``: an entry whose sha256 is still None (registered, not published yet), or a bundled
+  entry whose file is missing from the package and from the cache; :func:`fetch` refuses it with a clear error.
 
 This module never imports TensorFlow.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ __all__ = [
     "WeightsUnavailable",
     "REGISTRY",
     "DEFAULT_MODEL",
-    "PENDING",
     "cache_dir",
     "weights_dir",
     "list_weights",
@@ -46,14 +44,14 @@ __all__ = [
 WEIGHTS_VERSION = "0.1.0"
 BASE_URL = f"https://github.com/ferlite/ferlite/releases/download/v{WEIGHTS_VERSION}/"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PENDING = "pending"
 _URL_SCHEMES = ("http://", "https://", "ftp://")
+_KINDS = ("keras", "tflite", "detector")
 _SEED9 = tuple(FERPLUS_CLASSES[:9])
 _GRAY48 = "uint8 gray 48x48 face crop (H, W, 1); scaling to [-1, 1] is inside the model"
 
 
 class WeightsUnavailable(OSError):
-    """A registered file is neither cached nor bundled and cannot be downloaded (or is not published)."""
+    """A registered file is neither cached nor bundled and cannot be downloaded (or is unavailable)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class WeightsEntry:
 
     name: str
     filename: str
-    sha256: str
+    sha256: str | None  # None: registered but not published yet
     url: str
     kind: str  # "keras", "tflite" or "detector"
     description: str
@@ -73,10 +71,16 @@ class WeightsEntry:
     metrics: dict[str, float] = field(default_factory=dict, hash=False)
     bundled: bool = False
 
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef")):
+            raise ValueError(f"{self.name}: sha256 {self.sha256!r} is not 64 lowercase hex digits (or None)")
+        if self.kind not in _KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {', '.join(_KINDS)}")
+
     @property
     def published(self) -> bool:
-        """True once the registry holds the file's real sha256 (not :data:`PENDING`)."""
-        return re.fullmatch(r"[0-9a-f]{64}", self.sha256) is not None
+        """True once the registry holds the file's sha256 (not None)."""
+        return self.sha256 is not None
 
     @property
     def bundled_path(self) -> Path:
@@ -84,7 +88,7 @@ class WeightsEntry:
         return PRETRAINED_DIR / self.filename
 
 
-def _model(name: str, kind: str, description: str, *, sha256: str, metrics: dict[str, float]) -> WeightsEntry:
+def _model(name: str, kind: str, description: str, *, sha256: str | None, metrics: dict[str, float]) -> WeightsEntry:
     """An expression model of the FER+ seed9 protocol: 9 classes, gray 48x48 uint8 input, bundled."""
     filename = name + (".keras" if kind == "keras" else ".tflite")
     return WeightsEntry(name, filename, sha256, BASE_URL + filename, kind, description, classes=_SEED9,
@@ -97,11 +101,11 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
     _model("ferplus-mfn-1.0", "keras", "MobileFaceNet alpha 1.0 on FER+ soft labels (seed9, 9 classes); the default",
            sha256="13ef71c3dd44a32cdc4fe3186808bf76d434f21f4e82379a10b5c83971c55d5e", metrics={}),
     _model("ferplus-mfn-0.5", "keras", "MobileFaceNet alpha 0.5 on FER+ soft labels (seed9, 9 classes); smaller",
-           sha256=PENDING, metrics={}),
+           sha256=None, metrics={}),
     _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
-           sha256=PENDING, metrics={}),
+           sha256=None, metrics={}),
     _model("ferplus-mfn-1.0-fp16", "tflite", "ferplus-mfn-1.0 as TFLite with float16 weights: float32 probabilities",
-           sha256=PENDING, metrics={}),
+           sha256=None, metrics={}),
     WeightsEntry(
         "blaze-face-short-range", "blaze_face_short_range.tflite",
         "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
@@ -182,15 +186,21 @@ def locate(name: str) -> Path | None:
     return next((p for p in _local_places(entry) if _verified(p, entry)), None)
 
 
+def _missing_bundle(entry: WeightsEntry) -> bool:
+    """A bundled entry whose file is absent from the package (not installed, or not added yet)."""
+    return entry.bundled and not entry.bundled_path.is_file()
+
+
 def status(name: str) -> str:
-    """Where ``name`` would come from now: ``cached``, ``bundled``, ``remote`` or ``unpublished``."""
+    """Where ``name`` would come from now: ``cached``, ``bundled``, ``remote`` (a download) or ``unavailable``.
+
+    ``unavailable``: not published yet (sha256 None), or bundled but absent from the package and the cache.
+    """
     entry = registry_entry(name)
-    if not entry.published:
-        return "unpublished"
     path = locate(name)
-    if path is None:
-        return "remote"
-    return "bundled" if path == entry.bundled_path else "cached"
+    if path is not None:
+        return "bundled" if path == entry.bundled_path else "cached"
+    return "unavailable" if not entry.published or _missing_bundle(entry) else "remote"
 
 
 def _ignored_copies(entry: WeightsEntry) -> str:
@@ -208,19 +218,25 @@ def fetch(name: str, *, progress: bool = False) -> Path:
 
     Raises:
         ValueError: ``name`` is not registered, or ``$FERLITE_BASE_URL`` is malformed.
-        WeightsUnavailable: the entry is not published, or it is not local and its download failed
-            (offline, server down, missing file) or gave a file with another sha256 (discarded).
+        WeightsUnavailable: the entry is unavailable (see :func:`status`), or it is not local and its download
+            failed (offline, server down, missing file) or gave a file with another sha256 (discarded).
     """
     entry = registry_entry(name)
     if not entry.published:
-        raise WeightsUnavailable(f"{name} ({entry.filename}) is registered but not published yet: its sha256 in "
-                                 f"ferlite.weights is {entry.sha256!r}; use another model or pass a file path")
+        raise WeightsUnavailable(f"{name} ({entry.filename}) is registered but not published yet (no sha256 in "
+                                 f"ferlite.weights); use another model or pass a file path")
     local = locate(name)
     if local is not None:
         return local
+    folder = weights_dir()
+    if _missing_bundle(entry):
+        raise WeightsUnavailable(
+            f"{entry.filename} ({name}) should be bundled with ferlite at {entry.bundled_path} but is absent, and the "
+            f"cache {folder} has no copy with sha256 {entry.sha256}: reinstall ferlite, or copy {entry.filename} "
+            f"(`ferlite weights path {name}` on a machine that has it) into {folder}")
     import pooch
 
-    url, folder = download_url(name), weights_dir()
+    url = download_url(name)
     ignored = _ignored_copies(entry)
     try:
         path = pooch.retrieve(url, known_hash=f"sha256:{entry.sha256}", fname=entry.filename, path=folder,

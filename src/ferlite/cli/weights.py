@@ -18,7 +18,8 @@ def _classes(classes: tuple[str, ...] | None) -> str:
 def list_cmd() -> None:
     """Registered files: kind, local size, where each would come from now, classes.
 
-    WHERE is cached, bundled (inside the package), remote (to download) or unpublished.
+    WHERE is cached, bundled (inside the package), remote (to download) or unavailable
+    (not published yet, or a bundled file missing from the package and the cache).
     """
     from ferlite import weights
 
