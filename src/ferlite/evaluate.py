@@ -3,27 +3,105 @@
 Protocols:
 
 * ``mae``, ``top1``, ``kl``, ``class_mae`` and the confusion matrix use ``seed9`` over the
-  model's classes: NF dropped, the counts of the model's classes normalised, faces without
-  votes dropped (9 classes for a 9-class model, the 8 emotions for an 8-class one).
-* ``major8_acc`` uses the FER+ paper's majority protocol over the first eight outputs.
+  model's classes: NF dropped, the counts of the model's classes normalised to sum 1, faces
+  without a vote for them dropped (9 classes for a 9-class model, the 8 emotions for an
+  8-class one). The confusion matrix counts (argmax of that target, argmax of the prediction)
+  pairs; ties go to the first class in FER+ order.
+* ``major8_acc`` uses the FER+ paper's ``majority`` protocol: argmax over the first eight
+  outputs (the emotions) against the majority class, over the ``major8_n`` faces it keeps.
+
+Only models whose classes are the FER+ ones (the 8 emotions, or those and ``unknown``) can be
+scored against FER+ votes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ferlite import metrics as M
+from ferlite.data import DataError, read_ferplus_folder
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
+from ferlite.runtime import Predictor, load_predictor
+from ferlite.weights import DEFAULT_MODEL
 
-__all__ = ["EvalReport", "score", "evaluate", "format_report", "plot_report"]
+__all__ = ["EvalReport", "check_classes", "score", "evaluate", "format_report", "plot_report"]
+
+_SCORABLE = (FERPLUS_CLASSES[:8], FERPLUS_CLASSES[:9])
+
+
+def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """Return ``classes`` as a tuple if FER+ votes can score a model with them, else raise ValueError."""
+    classes = tuple(classes)
+    if classes not in _SCORABLE:
+        raise ValueError(
+            f"a model with classes {list(classes)} cannot be scored on FER+ votes: expected the 8 FER+ emotions "
+            f"{list(_SCORABLE[0])}, or those followed by 'unknown' (9 classes), in that order"
+        )
+    return classes
+
+
+def score(votes: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Score predictions against FER+ vote counts.
+
+    Args:
+        votes: ``(N, 10)`` vote counts in FER+ class order.
+        probs: ``(N, C)`` predicted probabilities of a model with FER+ ``classes`` (C = 8 or 9).
+        classes: the model's class names, in output order.
+
+    Returns:
+        ``n``, ``mae``, ``top1``, ``kl``, ``class_mae`` ({class: MAE}) and ``confusion`` ((C, C) int,
+        rows true) under ``seed9``; ``major8_acc`` (NaN when ``major8_n`` is 0) and ``major8_n`` under
+        the paper's majority protocol; ``classes``, ``faces`` (N) and ``dropped`` (faces without votes).
+
+    Raises:
+        ValueError: classes that are not FER+'s, shapes that disagree, or no face with a vote to score.
+    """
+    classes = check_classes(classes)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (len(votes), len(classes)):
+        raise ValueError(f"predictions must have shape ({len(votes)}, {len(classes)}) for {len(votes)} faces "
+                         f"and {len(classes)} classes, got {probs.shape}")
+    t = votes_to_targets(votes, "seed9", len(classes))
+    if not t.keep.any():
+        raise ValueError(f"nothing to score: none of the {len(votes)} faces has a vote for the model's classes")
+    p = probs[t.keep]
+    major8, n8 = M.major8_accuracy(votes, probs)
+    return {
+        "n": int(t.keep.sum()),
+        "mae": M.mae(t.targets, p),
+        "top1": M.top1(t.targets, p),
+        "kl": M.kl_divergence(t.targets, p),
+        "major8_acc": major8,
+        "major8_n": n8,
+        "class_mae": dict(zip(classes, map(float, M.class_mae(t.targets, p)), strict=True)),
+        "confusion": M.confusion_matrix(t.targets.argmax(axis=1), p.argmax(axis=1), len(classes)),
+        "classes": classes,
+        "faces": len(votes),
+        "dropped": t.dropped,
+    }
 
 
 @dataclass
 class EvalReport:
-    """Metrics of one model on one split; :meth:`to_json` gives the ``--json`` object."""
+    """Metrics of one model on one FER+ split (see the module docstring for the protocols).
+
+    Attributes:
+        n: faces scored under ``seed9``.
+        mae, top1, kl: ``seed9`` metrics over the model's classes.
+        major8_acc, major8_n: the paper's majority accuracy and the faces it keeps.
+        class_mae: ``{class: MAE}`` under ``seed9``.
+        confusion: ``(C, C)`` counts, rows the true ``seed9`` argmax, columns the predicted class.
+        classes: the model's classes.
+        faces: faces read from the split; ``dropped``: those without a vote for the model's classes.
+        model, model_path, backend: the model as asked for (name or path), its file and runtime.
+        data: the split folder.
+        skipped: ``(file, line, reason)`` of rows left out with ``skip_bad``.
+    """
 
     n: int
     mae: float
@@ -34,142 +112,162 @@ class EvalReport:
     class_mae: dict[str, float]
     confusion: np.ndarray
     classes: tuple[str, ...]
+    faces: int
+    dropped: int
     model: str = ""
+    model_path: str = ""
+    backend: str = ""
     data: str = ""
-    total_rows: int = 0
-    skipped: list = field(default_factory=list)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows of ``label.csv``: faces read plus rows skipped."""
+        return self.faces + len(self.skipped)
 
     def to_json(self) -> dict:
-        """A JSON-ready dict with n, mae, top1, class_mae, major8_acc, major8_n, kl, model, data and more."""
+        """A JSON-ready dict: model, data, counts, every metric, ``class_mae``, ``confusion_matrix``, skipped rows.
+
+        ``major8_acc`` is ``None`` when the majority protocol keeps no face.
+        """
         return {
             "model": self.model,
+            "model_path": self.model_path,
+            "backend": self.backend,
             "data": self.data,
+            "classes": list(self.classes),
+            "rows": self.rows,
+            "skipped": len(self.skipped),
+            "faces": self.faces,
+            "dropped": self.dropped,
             "n": self.n,
             "mae": self.mae,
             "top1": self.top1,
             "kl": self.kl,
-            "major8_acc": self.major8_acc,
+            "major8_acc": self.major8_acc if self.major8_n else None,
             "major8_n": self.major8_n,
-            "class_mae": self.class_mae,
-            "classes": list(self.classes),
+            "class_mae": dict(self.class_mae),
             "confusion_matrix": self.confusion.tolist(),
-            "rows": self.total_rows,
-            "skipped": len(self.skipped),
+            "skipped_rows": [{"file": f, "line": line, "reason": r} for f, line, r in self.skipped],
         }
 
 
-def score(votes: np.ndarray, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> EvalReport:
-    """Score predictions ``probs`` (N, C) of a model with FER+ ``classes`` against vote counts ``votes`` (N, 10)."""
-    classes = tuple(classes)
-    n_cls = len(classes)
-    if classes != FERPLUS_CLASSES[:n_cls] or n_cls not in (8, 9):
-        raise ValueError(f"FER+ votes can score only models over the FER+ classes {FERPLUS_CLASSES[:9]} "
-                         f"(8 or 9 of them); this model's classes are {classes}")
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (len(votes), n_cls):
-        raise ValueError(f"predictions must be ({len(votes)}, {n_cls}), got {probs.shape}")
-    t = votes_to_targets(votes, "seed9", n_cls)
-    p = probs[t.keep]
-    major8, n8 = M.major8_accuracy(votes, probs)
-    cm = M.confusion_matrix(t.targets.argmax(axis=1), p.argmax(axis=1), n_cls)
-    return EvalReport(
-        n=int(t.keep.sum()), mae=M.mae(t.targets, p), top1=M.top1(t.targets, p), kl=M.kl_divergence(t.targets, p),
-        major8_acc=major8, major8_n=n8, class_mae=dict(zip(classes, map(float, M.class_mae(t.targets, p)))),
-        confusion=cm, classes=classes, total_rows=len(votes),
-    )
-
-
-def evaluate(model=None, data_dir: str | os.PathLike = "", *, skip_bad: bool = False,
+def evaluate(model: str | os.PathLike | Predictor | None, data_dir: str | os.PathLike, *, skip_bad: bool = False,
              batch_size: int = 256) -> EvalReport:
-    """Score ``model`` (None: the default model; a registered name; a .keras/.tflite path; or a loaded
-    :class:`~ferlite.runtime.Predictor`) on the FER+ split folder ``data_dir``."""
-    from ferlite.data import read_ferplus_folder
-    from ferlite.runtime import Predictor, load_predictor
+    """Score a model on a FER+ split folder (``label.csv`` + PNGs).
 
+    Args:
+        model: ``None`` (the default pretrained model), a registered weights name, a ``.keras`` or
+            ``.tflite`` path, or a loaded :class:`~ferlite.runtime.Predictor`.
+        data_dir: the split folder, e.g. ``FER2013Valid``.
+        skip_bad: leave out malformed rows and unreadable images (listed in ``EvalReport.skipped``)
+            instead of stopping.
+        batch_size: faces per forward pass.
+
+    Raises:
+        FileNotFoundError: the model, the folder or its ``label.csv`` is missing.
+        ferlite.data.DataError: a malformed row or unreadable image (naming file and line), unless
+            ``skip_bad``; or no readable face at all.
+        ValueError: a model whose classes are not FER+'s, or ``batch_size`` < 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    faces = read_ferplus_folder(data_dir, skip_bad=skip_bad, size=48)
-    probs = predict_faces(predictor, faces.images, batch_size)
-    report = score(faces.votes, probs, predictor.classes)
-    report.model = str(predictor.path)
-    report.data = str(data_dir)
-    report.skipped = faces.skipped
-    report.total_rows = len(faces) + len(faces.skipped)
-    return report
+    check_classes(predictor.classes)
+    faces = read_ferplus_folder(data_dir, skip_bad=skip_bad, size=predictor.input_size)
+    if not len(faces):
+        raise DataError(f"{Path(data_dir) / 'label.csv'}: no readable face to score "
+                        f"({len(faces.skipped)} bad rows skipped)")
+    probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor.channels))
+                            for i in range(0, len(faces), batch_size)])
+    s = score(faces.votes, probs, predictor.classes)
+    if isinstance(model, Predictor):
+        name = str(predictor.path)
+    else:
+        name = DEFAULT_MODEL if model is None else str(model)
+    return EvalReport(**s, model=name, model_path=str(predictor.path), backend=predictor.backend,
+                      data=str(Path(data_dir).resolve()), skipped=list(faces.skipped))
 
 
-def predict_faces(predictor, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Probabilities for ``(N, 48, 48)`` uint8 gray faces, converted to the predictor's input."""
-    import cv2
-
-    s, c = predictor.input_size, predictor.channels
-    out = []
-    for i in range(0, len(images), batch_size):
-        chunk = images[i:i + batch_size]
-        if chunk.shape[1:3] != (s, s):
-            chunk = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_LINEAR) for f in chunk])
-        chunk = chunk[..., None]
-        if c == 3:
-            chunk = np.repeat(chunk, 3, axis=-1)
-        out.append(predictor.predict(np.ascontiguousarray(chunk)))
-    return np.concatenate(out) if out else np.zeros((0, len(predictor.classes)), np.float32)
+def _model_input(images: np.ndarray, channels: int) -> np.ndarray:
+    """``(B, S, S)`` gray faces -> ``(B, S, S, channels)`` uint8, gray repeated for 3-channel models."""
+    x = images[..., None]
+    return np.ascontiguousarray(np.repeat(x, 3, axis=-1) if channels == 3 else x)
 
 
 def format_report(r: EvalReport) -> str:
-    """Human-readable report in the reference project's shape, plus major8, KL, counts and the confusion matrix."""
-    lines = [f"model: {r.model}", f"data:  {r.data}  ({r.total_rows} rows, {len(r.skipped)} skipped, "
-             f"{r.n} faces scored with seed9, {r.major8_n} with majority)", "",
-             f"top result accuracy: {100 * r.top1:.2f}%", "", "class-wise MAE:"]
-    lines += [f"  {name:10s} {v:.4f}" for name, v in r.class_mae.items()]
-    lines += ["", f"total MAE: {r.mae:.4f}", f"major8 accuracy: {100 * r.major8_acc:.2f}% (n={r.major8_n})",
-              f"KL(target||prediction): {r.kl:.4f}", "", "confusion matrix (rows: true seed9 argmax, columns: predicted)"]
-    short = [c[:7] for c in r.classes]
-    lines.append(" " * 9 + " ".join(f"{c:>7s}" for c in short))
-    for name, row in zip(short, r.confusion):
-        lines.append(f"{name:>8s} " + " ".join(f"{v:7d}" for v in row))
+    """Human-readable report in the reference project's shape (top result accuracy, class-wise MAE,
+    total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix."""
+    width = max(map(len, r.classes)) + 2
+    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (no face kept)"
+    lines = [
+        f"model: {r.model}" + (f"  ({r.model_path})" if r.model_path != r.model else ""),
+        f"data:  {r.data}",
+        "",
+        f"Top result accuracy: {r.top1:.4f} ({100 * r.top1:.2f}%)",
+        "Class-wise MAE:",
+        *(f"{name:<{width}} {v:.6f}" for name, v in r.class_mae.items()),
+        f"Total MAE: {r.mae:.6f}",
+        "",
+        f"major8 accuracy (FER+ majority protocol): {major8}",
+        f"KL(target || prediction): {r.kl:.4f}",
+        f"samples: {r.rows} rows, {len(r.skipped)} skipped as bad, {r.faces} read, "
+        f"{r.n} scored (seed9, {r.dropped} without votes), {r.major8_n} kept by majority",
+        "",
+        "Confusion matrix (rows: true seed9 argmax, columns: predicted):",
+    ]
+    lines.append(" " * width + " ".join(f"{c[:7]:>7}" for c in r.classes))
+    for name, row in zip(r.classes, r.confusion, strict=True):
+        lines.append(f"{name:<{width}}" + " ".join(f"{v:7d}" for v in row))
     return "\n".join(lines)
 
 
-def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[str]:
-    """Write ``confusion_matrix.png`` and ``class_mae.png`` into ``out_dir``; return their paths."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``confusion_matrix.png`` (row-normalised colours, counts written in) and ``class_mae.png``
+    (per-class MAE bars) into ``out_dir``, each atomically; return their paths."""
+    from matplotlib.figure import Figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    k = len(r.classes)
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     norm = r.confusion / np.clip(r.confusion.sum(axis=1, keepdims=True), 1, None)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(r.classes)), r.classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(r.classes)), r.classes)
-    for i in range(len(r.classes)):
-        for j in range(len(r.classes)):
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="fraction of the true class")
+    ax.set_xticks(range(k), r.classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), r.classes)
+    for i in range(k):
+        for j in range(k):
             ax.text(j, i, str(r.confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (seed9 argmax)")
     ax.set_title(f"top-1 {100 * r.top1:.1f}%  (n={r.n})")
     fig.tight_layout()
-    paths.append(_save(fig, out / "confusion_matrix.png"))
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    paths = [_save_png(fig, out / "confusion_matrix.png")]
+
+    fig = Figure(figsize=(6.5, 3.5))
+    ax = fig.subplots()
     ax.bar(list(r.class_mae), list(r.class_mae.values()), color="tab:orange")
     ax.set_ylabel("MAE")
-    ax.set_title(f"per-class MAE (total {r.mae:.4f})")
+    ax.set_title(f"per-class MAE (total {r.mae:.4f}, n={r.n})")
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
-    paths.append(_save(fig, out / "class_mae.png"))
+    paths.append(_save_png(fig, out / "class_mae.png"))
     return paths
 
 
-def _save(fig, path) -> str:
-    import matplotlib.pyplot as plt
+def _save_png(fig, path: Path) -> Path:
+    """Render ``fig`` with Agg to a temporary file beside ``path``, then move it into place."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return str(path)
+    FigureCanvasAgg(fig)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,204 @@
+"""ferlite.evaluate: score() on hand-worked arrays; evaluate() on real FER2013Valid faces with tiny models."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import copy_split
+
+from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score
+
+# FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
+VOTES = np.array([
+    [6, 4, 0, 0, 0, 0, 0, 0, 0, 0],  # A  seed9 (.6 .4); majority: neutral (6 > 10/2)
+    [0, 0, 10, 0, 0, 0, 0, 0, 0, 0],  # B  seed9 surprise; majority: surprise
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # C  NF only: dropped by seed9; majority: NF -> discarded
+    [0, 5, 0, 5, 0, 0, 0, 0, 0, 0],  # D  seed9 (.5 happiness, .5 sadness), argmax tie -> happiness; majority: 5 !> 5
+    [1, 0, 0, 0, 4, 0, 5, 0, 0, 0],  # E  seed9 (.1 .4 .5); majority: the single vote is removed, 5 > 9/2 -> fear
+])
+PROBS = np.array([
+    [0.7, 0.2, 0.1, 0, 0, 0, 0, 0, 0],  # A  argmax neutral (hit)
+    [0.1, 0, 0.9, 0, 0, 0, 0, 0, 0],  # B  argmax surprise (hit)
+    [1 / 9] * 9,  # C  not scored
+    [0, 0.2, 0, 0.8, 0, 0, 0, 0, 0],  # D  argmax sadness (miss: target argmax happiness)
+    [0.1, 0, 0, 0, 0.5, 0, 0.4, 0, 0],  # E  argmax anger (miss: fear)
+])
+CLASSES9 = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown")
+
+
+def test_score_nine_classes_hand_worked():
+    s = score(VOTES, PROBS, CLASSES9)
+    assert (s["faces"], s["n"], s["dropped"]) == (5, 4, 1)  # C has no vote among the nine classes
+    # |target - prediction| summed per face: A .1+.2+.1 = .4, B .1+.1 = .2, D .3+.3 = .6, E .1+.1 = .2
+    # -> 1.4 over 4 faces x 9 classes
+    assert s["mae"] == pytest.approx(1.4 / 36)
+    # per class, over the 4 faces: neutral A.1 + B.1 = .2; happiness A.2 + D.3 = .5; surprise A.1 + B.1 = .2;
+    # sadness D.3; anger E.1; fear E.1
+    expected = {"neutral": 0.05, "happiness": 0.125, "surprise": 0.05, "sadness": 0.075, "anger": 0.025,
+                "disgust": 0.0, "fear": 0.025, "contempt": 0.0, "unknown": 0.0}
+    assert list(s["class_mae"]) == list(CLASSES9)
+    assert s["class_mae"] == pytest.approx(expected)
+    assert s["top1"] == pytest.approx(0.5)  # A, B hit; D, E miss
+    kl = (0.6 * math.log(0.6 / 0.7) + 0.4 * math.log(0.4 / 0.2)  # A
+          + math.log(1 / 0.9)  # B
+          + 0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.8)  # D
+          + 0.4 * math.log(0.4 / 0.5) + 0.5 * math.log(0.5 / 0.4)) / 4  # E (neutral term: .1 ln(.1/.1) = 0)
+    assert s["kl"] == pytest.approx(kl)
+    # majority keeps A (neutral), B (surprise), E (fear); predicted over the 8 emotions: neutral, surprise, anger
+    assert s["major8_n"] == 3
+    assert s["major8_acc"] == pytest.approx(2 / 3)
+    cm = np.zeros((9, 9), int)
+    for true, pred in [(0, 0), (2, 2), (1, 3), (6, 4)]:  # A, B, D (tie -> happiness), E
+        cm[true, pred] += 1
+    np.testing.assert_array_equal(s["confusion"], cm)
+    assert s["classes"] == CLASSES9
+
+
+def test_score_eight_classes_drops_faces_without_emotion_votes():
+    votes = np.array([
+        [6, 4, 0, 0, 0, 0, 0, 0, 0, 0],  # A  seed9 over 8: (.6 .4); majority: neutral
+        [0, 0, 0, 0, 0, 0, 0, 0, 10, 0],  # F  unknown only: no emotion vote -> dropped; majority: unknown
+        [3, 0, 0, 0, 0, 0, 0, 0, 7, 0],  # G  seed9 over 8: neutral 1.0; majority: unknown (7 > 5) -> discarded
+    ])
+    probs = np.array([[0.7, 0.2, 0.1, 0, 0, 0, 0, 0], [0.125] * 8, [0.6, 0.4, 0, 0, 0, 0, 0, 0]])
+    s = score(votes, probs, CLASSES9[:8])
+    assert (s["n"], s["dropped"], s["major8_n"]) == (2, 1, 1)
+    # A .1+.2+.1 = .4, G .4+.4 = .8 -> 1.2 over 2 faces x 8 classes
+    assert s["mae"] == pytest.approx(1.2 / 16)
+    assert s["top1"] == pytest.approx(1.0)
+    assert s["major8_acc"] == pytest.approx(1.0)
+    assert list(s["class_mae"]) == list(CLASSES9[:8])
+    # the same votes under the 9-class protocol keep all three faces (F and G have unknown votes)
+    assert score(votes, np.full((3, 9), 1 / 9), CLASSES9)["n"] == 3
+
+
+def test_score_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"cannot be scored on FER\+ votes"):
+        score(VOTES, PROBS[:, :3], ("cat", "dog", "bird"))
+    with pytest.raises(ValueError, match="cannot be scored"):  # FER+ names in another order
+        score(VOTES, PROBS, CLASSES9[::-1])
+    with pytest.raises(ValueError, match=r"shape \(5, 9\)"):
+        score(VOTES, PROBS[:, :8], CLASSES9)
+    with pytest.raises(ValueError, match="nothing to score"):
+        score(VOTES[2:3], PROBS[2:3], CLASSES9)  # the NF-only face
+
+
+def test_report_json_format_and_plots(tmp_path):
+    # only D and a face without a majority: major8 keeps nothing -> NaN in the report, null in JSON
+    r = EvalReport(**score(VOTES[[3]], PROBS[[3]], CLASSES9), model="m.keras", data="/d")
+    assert r.major8_n == 0 and math.isnan(r.major8_acc)
+    j = r.to_json()
+    assert j["major8_acc"] is None
+    json.dumps(j, allow_nan=False)  # strict JSON
+    r = EvalReport(**score(VOTES, PROBS, CLASSES9), model="m.keras", data="/d",
+                   skipped=[("/d/label.csv", 7, "bad row")])
+    j = r.to_json()
+    assert {"n", "mae", "top1", "class_mae", "major8_acc", "major8_n", "kl", "model", "data",
+            "confusion_matrix", "skipped"} <= set(j)
+    assert (j["rows"], j["skipped"], j["faces"], j["n"]) == (6, 1, 5, 4)
+    assert j["skipped_rows"] == [{"file": "/d/label.csv", "line": 7, "reason": "bad row"}]
+    assert json.loads(json.dumps(j)) == j
+    text = format_report(r)
+    for needle in ("Top result accuracy: 0.5000 (50.00%)", "Class-wise MAE:", f"Total MAE: {1.4 / 36:.6f}",
+                   "happiness   0.125000", "major8 accuracy (FER+ majority protocol): 0.6667 (66.67%)",
+                   "6 rows, 1 skipped as bad, 5 read, 4 scored (seed9, 1 without votes), 3 kept by majority",
+                   "Confusion matrix"):
+        assert needle in text, needle
+    assert text.index("Top result accuracy") < text.index("Class-wise MAE") < text.index("Total MAE")
+
+    paths = plot_report(r, tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["class_mae.png", "confusion_matrix.png"]
+    for p in paths:
+        img = cv2.imread(str(p))
+        assert img is not None and img.shape[0] > 200 and img.shape[1] > 400
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["class_mae.png", "confusion_matrix.png"]
+
+
+def test_evaluate_real_faces_matches_score_on_predictor_output(tiny_model_path, valid_subset):
+    from ferlite.data import read_ferplus_folder
+    from ferlite.runtime import load_predictor
+
+    report = evaluate(str(tiny_model_path), valid_subset, batch_size=64)
+    faces = read_ferplus_folder(valid_subset)
+    predictor = load_predictor(tiny_model_path)
+    expected = score(faces.votes, predictor.predict(faces.images[..., None]), predictor.classes)
+    assert report.n == expected["n"] == 200
+    assert report.mae == pytest.approx(expected["mae"], rel=1e-5)
+    assert report.top1 == pytest.approx(expected["top1"])
+    assert report.major8_n == expected["major8_n"]
+    assert report.confusion.sum() == 200
+    assert (report.model, report.backend, report.data) == (str(tiny_model_path), "keras", str(valid_subset.resolve()))
+    assert 0 < report.mae < 1 and report.skipped == []
+    again = evaluate(predictor, valid_subset)  # a loaded Predictor, another batch size: same numbers
+    assert again.mae == pytest.approx(report.mae, rel=1e-5)
+    assert again.class_mae == pytest.approx(report.class_mae, rel=1e-5)
+
+
+def test_training_validation_metrics_equal_evaluate(tiny_model_path, valid_subset):
+    import keras
+
+    from ferlite.data import read_ferplus_folder
+    from ferlite.train import evaluate_arrays
+
+    metrics, pred = evaluate_arrays(keras.models.load_model(tiny_model_path), read_ferplus_folder(valid_subset))
+    report = evaluate(tiny_model_path, valid_subset)
+    assert set(metrics) == {"n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae"}
+    assert pred.shape == (200, 9)
+    for key, value in metrics.items():
+        assert value == pytest.approx(getattr(report, key), rel=1e-5), key
+
+
+def test_evaluate_eight_class_three_channel_model_at_64px(tmp_path, ferplus_valid):
+    from ferlite.models import create_model
+    from ferlite.runtime import load_predictor
+
+    path = tmp_path / "rgb8.keras"
+    create_model("mobilefacenet", alpha=0.25, channels=3, input_size=64, num_classes=8).save(path)
+    folder = copy_split(ferplus_valid, tmp_path / "v40", 40)
+    report = evaluate(path, folder)
+    assert report.classes == CLASSES9[:8] and report.confusion.shape == (8, 8)
+    assert list(report.class_mae) == list(CLASSES9[:8])
+    with open(folder / "label.csv", newline="") as f:
+        emotion_votes = [sum(map(int, row[2:10])) for row in csv.reader(f)]
+    assert report.n == sum(v > 0 for v in emotion_votes)
+    predictor = load_predictor(path)
+    assert (predictor.input_size, predictor.channels) == (64, 3)
+
+
+def test_evaluate_refuses_model_with_other_classes(tmp_path, ferplus_valid):
+    from ferlite.models import create_model
+
+    path = tmp_path / "pets.keras"
+    create_model("mobilefacenet", alpha=0.25, num_classes=3).save(path)
+    (tmp_path / "pets.json").write_text(json.dumps({"classes": ["cat", "dog", "bird"]}))
+    folder = copy_split(ferplus_valid, tmp_path / "v10", 10)
+    with pytest.raises(ValueError, match=r"classes \['cat', 'dog', 'bird'\] cannot be scored on FER\+ votes"):
+        evaluate(path, folder)
+
+
+def test_evaluate_bad_data(tiny_model_path, tmp_path, ferplus_valid):
+    from ferlite.data import DataError
+
+    folder = copy_split(ferplus_valid, tmp_path / "v20", 20)
+    lines = (folder / "label.csv").read_text().splitlines()
+    (folder / lines[4].split(",")[0]).write_bytes(b"this is not a PNG")
+    with pytest.raises(DataError, match=r"label\.csv, line 5: image .*not a readable image"):
+        evaluate(tiny_model_path, folder)
+    with pytest.warns(UserWarning, match="1 bad row"):
+        report = evaluate(tiny_model_path, folder, skip_bad=True)
+    assert (report.rows, report.faces, report.n, len(report.skipped)) == (20, 19, 19, 1)
+    assert report.skipped[0][1] == 5
+    one = copy_split(ferplus_valid, tmp_path / "v1", 1)
+    (one / "label.csv").write_text("fer0028638.png,not enough columns\n")
+    with pytest.raises(DataError, match=r"v1/label\.csv: no readable face to score \(1 bad rows skipped\)"):
+        with pytest.warns(UserWarning, match="1 bad row"):
+            evaluate(tiny_model_path, one, skip_bad=True)
+    with pytest.raises(FileNotFoundError, match="no label.csv"):
+        evaluate(tiny_model_path, tmp_path)
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(tiny_model_path, folder, batch_size=0)
