@@ -99,7 +99,8 @@ def _model(name: str, kind: str, description: str, *, sha256: str | None, metric
 # Metrics are FER2013Valid figures of that very file (e.g. {"valid_mae": ..., "valid_top1": ..., "valid_major8": ...}).
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
     _model("ferplus-mfn-1.0", "keras", "MobileFaceNet alpha 1.0 on FER+ soft labels (seed9, 9 classes); the default",
-           sha256="13ef71c3dd44a32cdc4fe3186808bf76d434f21f4e82379a10b5c83971c55d5e", metrics={}),
+           sha256="3d52d835507fc67b6823f9f4041e0403e78d9e3025c5760aab71fcf51c200379",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0684, "top1": 0.761, "major8_acc": 0.800}),
     _model("ferplus-mfn-0.5", "keras", "MobileFaceNet alpha 0.5 on FER+ soft labels (seed9, 9 classes); smaller",
            sha256=None, metrics={}),
     _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
