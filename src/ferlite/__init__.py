@@ -1,7 +1,7 @@
 """ferlite: tiny facial expression recognition models trained on FER+ soft labels.
 
-``import ferlite`` is light: TensorFlow is imported only when a Keras model is built,
-trained, loaded or exported.
+``import ferlite`` is light: the public names below are imported on first use, and TensorFlow
+only when a Keras model is built, trained, loaded or exported.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ _LAZY = {
     "predict": "ferlite.recognizer",
     "predict_batch": "ferlite.recognizer",
     "Recognizer": "ferlite.recognizer",
+    "read_image": "ferlite.recognizer",
     "detect_faces": "ferlite.detect",
+    "crop_face": "ferlite.detect",
+    "Face": "ferlite.detect",
     "FaceDetector": "ferlite.detect",
+    "FaceDetectorOptions": "ferlite.detect",
     "CropGeometry": "ferlite.detect",
-    "evaluate": "ferlite.evaluate",
     "FERPLUS_CLASSES": "ferlite.labels",
     "votes_to_targets": "ferlite.labels",
 }
@@ -29,7 +32,9 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'ferlite' has no attribute {name!r}")
 
 

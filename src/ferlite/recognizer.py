@@ -1,84 +1,106 @@
 """Recognising expressions: :class:`Recognizer`, and module-level :func:`predict` / :func:`predict_batch`.
 
-A recogniser pairs a model (``.keras`` or ``.tflite``, through :mod:`ferlite.runtime`) with a
-face detector (:mod:`ferlite.detect`). Faces are numpy uint8 arrays, HxW gray or HxWx3 RGB
-(``color="bgr"`` for OpenCV frames), of any size, or paths to image files.
+A recogniser pairs a model (``.keras`` or ``.tflite``, loaded by :func:`ferlite.runtime.load_predictor`)
+with a face detector (:mod:`ferlite.detect`). Faces are numpy uint8 arrays, HxW gray or HxWx3 RGB
+(``color="bgr"`` for OpenCV frames), of any size, or paths to image files. Nothing here imports
+TensorFlow unless a ``.keras`` model is loaded.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ferlite.detect import CropGeometry, FaceDetector, check_image, crop_face
+from ferlite.detect import (
+    DEFAULT_GEOMETRY,
+    DEFAULT_MIN_SCORE,
+    CropGeometry,
+    FaceDetector,
+    FaceDetectorOptions,
+    check_image,
+    crop_face,
+    to_rgb,
+)
 from ferlite.runtime import Predictor, load_predictor
 
 __all__ = ["Recognizer", "predict", "predict_batch", "read_image"]
 
 
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 (gray files become 3 equal channels)."""
+    """Read an image file as an RGB uint8 array (gray files give 3 equal channels).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not an image OpenCV can decode.
+    """
     import cv2
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"image file not found: {p}")
+        raise FileNotFoundError(f"image file not found: {str(p)!r} (expected a path to an existing image file)")
     img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{p} is not a readable image (expected a PNG, JPEG or other format OpenCV reads)")
+        raise ValueError(f"{str(p)!r} is not a readable image (expected a PNG, JPEG, BMP, TIFF or WebP file)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 class Recognizer:
-    """A loaded expression model with a face detector.
+    """A loaded expression model with a face detector (loaded on first use).
 
-    Use :meth:`from_pretrained` to build one.
+    Build one with :meth:`from_pretrained`. ``geometry`` is how detections are cropped
+    (None: the measured default of the detector in use, :data:`ferlite.detect.DEFAULT_GEOMETRY`).
     """
 
-    def __init__(self, predictor: Predictor, *, detector: str = "auto", min_score: float = 0.5,
+    def __init__(self, predictor: Predictor, *, detector: str = "auto", min_score: float = DEFAULT_MIN_SCORE,
                  geometry: CropGeometry | None = None) -> None:
         self.predictor = predictor
-        self.detector_name = detector
-        self.min_score = min_score
-        self.geometry = geometry or CropGeometry()
+        self.detector_options = FaceDetectorOptions(detector=detector, min_score=min_score)
+        self.geometry = geometry
         self._detector: FaceDetector | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Recognizer:
-        """Load a registered model name, a ``.keras``/``.tflite`` path, or (None) the default model."""
-        return cls(load_predictor(name_or_path), **kwargs)
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, *, detector: str = "auto",
+                        min_score: float = DEFAULT_MIN_SCORE, geometry: CropGeometry | None = None) -> Recognizer:
+        """Load a registered model name, a ``.keras``/``.tflite`` path, or (None) the default pretrained model."""
+        options = FaceDetectorOptions(detector=detector, min_score=min_score)  # validate before the slow load
+        return cls(load_predictor(name_or_path), detector=options.detector, min_score=options.min_score,
+                   geometry=geometry)
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """The output class names."""
+        """The output class names, in column order."""
         return self.predictor.classes
 
     @property
     def detector(self) -> FaceDetector:
         """The face detector, loaded on first use."""
         if self._detector is None:
-            self._detector = FaceDetector(self.detector_name, min_score=self.min_score)
+            self._detector = FaceDetector(self.detector_options)
         return self._detector
 
-    def _prepare(self, face: object, color: str) -> np.ndarray:
+    @property
+    def crop_geometry(self) -> CropGeometry:
+        """The crop geometry :meth:`analyze` uses."""
+        return self.geometry or DEFAULT_GEOMETRY[self.detector.name]
+
+    def _prepare(self, face: object, color: str, what: str = "face") -> np.ndarray:
+        """One face as the model's uint8 (S, S, C) input."""
         import cv2
 
-        if isinstance(face, (str, os.PathLike)):
-            face, color = read_image(face), "rgb"
-        face = check_image(face, "face")
         if color not in ("rgb", "bgr"):
             raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
+        if isinstance(face, (str, os.PathLike)):
+            face, color = read_image(face), "rgb"
+        face = check_image(face, what)
         if self.predictor.channels == 1:
             if face.ndim == 3:
                 face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY if color == "bgr" else cv2.COLOR_RGB2GRAY)
-        elif face.ndim == 2:
-            face = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
-        elif color == "bgr":
-            face = cv2.cvtColor(face, cv2.COLOR_BGR2RGB)
+        else:
+            face = to_rgb(face, color)
         s = self.predictor.input_size
         if face.shape[:2] != (s, s):
             interp = cv2.INTER_AREA if min(face.shape[:2]) > s else cv2.INTER_LINEAR
@@ -86,52 +108,68 @@ class Recognizer:
         return face.reshape(s, s, self.predictor.channels)
 
     def predict(self, face: object, *, color: str = "rgb") -> dict[str, float]:
-        """Class probabilities of one face crop, in class order, summing to 1."""
+        """Class probabilities of one face crop (array or image path), in class order, summing to 1."""
         probs = self.predictor.predict(self._prepare(face, color)[None])[0]
-        return dict(zip(self.classes, map(float, probs)))
+        return dict(zip(self.classes, map(float, probs), strict=True))
 
-    def predict_batch(self, faces, *, color: str = "rgb"):
-        """A ``pandas.DataFrame``: one row per face, one column per class."""
+    def predict_batch(self, faces: Iterable[object] | np.ndarray, *, color: str = "rgb"):
+        """A ``pandas.DataFrame`` of probabilities: one row per face (array or path), one column per class.
+
+        ``faces`` is a sequence of faces or a stacked uint8 array (N, H, W) / (N, H, W, 3).
+        """
         import pandas as pd
 
-        if isinstance(faces, np.ndarray) and faces.ndim in (2, 3) and faces.dtype == np.uint8 and \
-                (faces.ndim == 2 or faces.shape[-1] == 3):
-            raise TypeError(f"predict_batch takes a sequence of faces, got one image of shape {faces.shape}; "
-                            "use predict() for a single face")
-        batch = np.stack([self._prepare(f, color) for f in faces]) if len(faces) else \
-            np.zeros((0, self.predictor.input_size, self.predictor.input_size, self.predictor.channels), np.uint8)
+        if isinstance(faces, (str, os.PathLike)) or (isinstance(faces, np.ndarray) and (
+                faces.ndim < 3 or (faces.ndim == 3 and faces.shape[-1] == 3))):
+            got = f"an array of shape {faces.shape}" if isinstance(faces, np.ndarray) else repr(str(faces))
+            raise TypeError(f"predict_batch takes a sequence of faces, got one face ({got}); use predict() for one")
+        if not isinstance(faces, (Iterable, np.ndarray)):
+            raise TypeError(f"predict_batch takes a sequence of faces (arrays or image paths), "
+                            f"got {type(faces).__name__}")
+        s, c = self.predictor.input_size, self.predictor.channels
+        batch = [self._prepare(f, color, f"faces[{i}]") for i, f in enumerate(faces)]
+        batch = np.stack(batch) if batch else np.zeros((0, s, s, c), np.uint8)
         return pd.DataFrame(self.predictor.predict(batch), columns=list(self.classes))
 
     def analyze(self, image: object, *, color: str = "rgb") -> list[dict]:
-        """Detect faces and predict each: ``[{box, score, keypoints, emotions, top}]``, boxes (x, y, w, h) in pixels."""
+        """Detect the faces of an image (array or path) and predict each, largest face first.
+
+        Returns:
+            ``[{"box": (x, y, w, h), "score": float, "keypoints": [(x, y), ...], "emotions": {class: p},
+            "top": class}]``, with boxes and keypoints in pixels of the input image.
+        """
         if isinstance(image, (str, os.PathLike)):
             image, color = read_image(image), "rgb"
-        image = check_image(image)
-        if color == "bgr" and image.ndim == 3:
-            image = image[..., ::-1]
-        faces = self.detector.detect(image)
+        rgb = to_rgb(image, color)
+        faces = self.detector.detect(rgb)
         if not faces:
             return []
-        crops = np.stack([self._prepare(crop_face(image, f, self.geometry), "rgb") for f in faces])
-        probs = self.predictor.predict(crops)
+        crops = np.stack([self._prepare(crop_face(rgb, f, self.crop_geometry), "rgb") for f in faces])
         out = []
-        for f, p in zip(faces, probs):
-            emotions = dict(zip(self.classes, map(float, p)))
-            out.append({"box": f.box, "score": f.score, "keypoints": f.keypoints, "emotions": emotions,
+        for f, p in zip(faces, self.predictor.predict(crops), strict=True):
+            emotions = dict(zip(self.classes, map(float, p), strict=True))
+            out.append({"box": f.box, "score": f.score, "keypoints": list(f.keypoints), "emotions": emotions,
                         "top": max(emotions, key=emotions.get)})
         return out
 
+    def close(self) -> None:
+        """Release the face detector (it is loaded again if needed)."""
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
 
 @lru_cache(maxsize=4)
-def _default(name_or_path: str | None) -> Recognizer:
-    return Recognizer.from_pretrained(name_or_path)
+def _cached(model: str | None) -> Recognizer:
+    return Recognizer.from_pretrained(model)
 
 
-def predict(face: object, *, color: str = "rgb", model: str | None = None) -> dict[str, float]:
-    """Probabilities of one face crop with the default model (loaded once and cached)."""
-    return _default(model).predict(face, color=color)
+def predict(face: object, *, color: str = "rgb", model: str | os.PathLike | None = None) -> dict[str, float]:
+    """Probabilities of one face (array or image path) with the default model (or ``model``), loaded once."""
+    return _cached(None if model is None else str(model)).predict(face, color=color)
 
 
-def predict_batch(faces, *, color: str = "rgb", model: str | None = None):
-    """A DataFrame of probabilities, one row per face, with the default model (cached)."""
-    return _default(model).predict_batch(faces, color=color)
+def predict_batch(faces: Iterable[object] | np.ndarray, *, color: str = "rgb",
+                  model: str | os.PathLike | None = None):
+    """A DataFrame of probabilities, one row per face, with the default model (or ``model``), loaded once."""
+    return _cached(None if model is None else str(model)).predict_batch(faces, color=color)

@@ -59,14 +59,20 @@ class Predictor:
 
 def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
     import keras
+    import tensorflow as tf
 
     model = keras.models.load_model(path, compile=False)
     size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
     n = int(model.output_shape[-1])
     classes = tuple(sidecar.get("classes") or _default_classes(n))
 
+    # One graph traced for every batch size: an eager call costs ~15x more at batch 1 (54 vs 3.5 ms), and
+    # predict_on_batch retraces for each new batch size.
+    infer = tf.function(lambda x: model(x, training=False),
+                        input_signature=[tf.TensorSpec((None, size, size, channels), tf.uint8)])
+
     def run(batch: np.ndarray) -> np.ndarray:
-        return model.predict_on_batch(batch) if len(batch) > 1 else model(batch, training=False).numpy()
+        return infer(batch).numpy()
 
     return Predictor(path, classes, size, channels, "keras", run)
 

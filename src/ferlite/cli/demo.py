@@ -2,234 +2,249 @@
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
+import os
+import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from ferlite.detect import DEFAULT_MIN_SCORE
+from ferlite.recognizer import Recognizer, read_image
+from ferlite.video import EmotionSmoother, ResultWriter, draw_results
 
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
-class Smoother:
-    """Exponential moving average of each face's probabilities, faces matched across frames by box IoU."""
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.tracks: list[tuple[tuple, np.ndarray]] = []
-
-    def update(self, results: list[dict]) -> list[dict]:
-        """Smooth ``results`` of one frame in place and return them."""
-        new_tracks = []
-        for r in results:
-            probs = np.array(list(r["emotions"].values()))
-            best = max(self.tracks, key=lambda t: _iou(t[0], r["box"]), default=None)
-            if best is not None and _iou(best[0], r["box"]) > 0.3:
-                probs = self.alpha * probs + (1 - self.alpha) * best[1]
-            r["emotions"] = dict(zip(r["emotions"], map(float, probs)))
-            r["top"] = max(r["emotions"], key=r["emotions"].get)
-            new_tracks.append((r["box"], probs))
-        self.tracks = new_tracks
-        return results
-
-
-def draw(image_rgb: np.ndarray, results: list[dict], fps: float | None = None) -> np.ndarray:
-    """Boxes, top emotion with its percentage, and small per-class bars, drawn on a BGR copy."""
-    import cv2
-
-    out = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    scale = max(0.4, out.shape[1] / 1000)
-    for r in results:
-        x, y, w, h = r["box"]
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), 2)
-        label = f"{r['top']} {100 * r['emotions'][r['top']]:.0f}%"
-        cv2.putText(out, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 220, 0), 2)
-        bar_x, bar_w = x + w + 4, int(60 * scale)
-        for i, (name, p) in enumerate(r["emotions"].items()):
-            yy = y + int(i * 14 * scale)
-            cv2.rectangle(out, (bar_x, yy), (bar_x + int(bar_w * p), yy + int(10 * scale)), (0, 180, 255), -1)
-            cv2.putText(out, name[:4], (bar_x + bar_w + 2, yy + int(10 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.35 * scale, (255, 255, 255), 1)
-    if fps is not None:
-        cv2.putText(out, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
-    return out
-
-
-class Sinks:
-    """CSV / JSONL writers, one row per face, flushed as they go."""
-
-    def __init__(self, csv_path: str | None, jsonl_path: str | None, classes) -> None:
-        self.classes = list(classes)
-        self._csv_file = open(csv_path, "w", newline="") if csv_path else None
-        self._csv = csv.writer(self._csv_file) if self._csv_file else None
-        if self._csv:
-            self._csv.writerow(["source", "frame", "face", "x", "y", "w", "h", "score", "top", *self.classes])
-        self._jsonl = open(jsonl_path, "w") if jsonl_path else None
-
-    def write(self, source: str, frame: int, results: list[dict]) -> None:
-        """Write the faces of one image or frame."""
-        for i, r in enumerate(results):
-            probs = [r["emotions"][c] for c in self.classes]
-            if self._csv:
-                self._csv.writerow([source, frame, i, *r["box"], f"{r['score']:.4f}", r["top"],
-                                    *(f"{p:.6f}" for p in probs)])
-                self._csv_file.flush()
-            if self._jsonl:
-                self._jsonl.write(json.dumps({"source": source, "frame": frame, "face": i, "box": list(r["box"]),
-                                              "score": r["score"], "top": r["top"], "emotions": r["emotions"]}) + "\n")
-                self._jsonl.flush()
-
-    def close(self) -> None:
-        """Close the files."""
-        for f in (self._csv_file, self._jsonl):
-            if f:
-                f.close()
+WINDOW = "ferlite (q or Esc to quit)"
 
 
 def _sample_image() -> np.ndarray:
     try:
         from skimage.data import astronaut
     except ImportError:
-        raise click.ClickException("--sample needs scikit-image: pip install scikit-image") from None
+        raise click.ClickException("--sample needs scikit-image, which is not installed: "
+                                   "pip install scikit-image") from None
     return astronaut()
 
 
-def _display(window: str, frame_bgr: np.ndarray) -> bool:
-    """Show a frame; False when the user pressed q/Esc or no display is available."""
+class _Screen:
+    """An OpenCV window, or nothing when display is off or unavailable (then it says so once)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        if enabled and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                                  or os.environ.get("WAYLAND_DISPLAY")):
+            self._off("no display available (DISPLAY is not set)")
+
+    def _off(self, why: str) -> None:
+        click.echo(f"note: {why}; continuing as with --no-display", err=True)
+        self.enabled = False
+
+    def show(self, frame_bgr: np.ndarray, wait_ms: int) -> bool:
+        """Show a frame; False when the user asked to quit (q or Esc)."""
+        if not self.enabled:
+            return True
+        import cv2
+
+        try:
+            cv2.imshow(WINDOW, frame_bgr)
+            return cv2.waitKey(wait_ms) & 0xFF not in (ord("q"), 27)
+        except cv2.error as exc:
+            self._off(f"cannot open a window ({str(exc).strip().splitlines()[-1]})")
+            return True
+
+    def close(self) -> None:
+        if self.enabled:
+            import cv2
+
+            cv2.destroyAllWindows()
+
+
+class _Output:
+    """The --output folder, made on first write; annotated images keep their source's name."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder = Path(folder) if folder else None
+        self.used: set[Path] = set()
+
+    def path(self, source: str, suffix: str) -> Path | None:
+        if self.folder is None:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        p = Path(source)
+        dest = self.folder / f"{p.stem}_annotated{suffix}"
+        if dest in self.used:
+            dest = self.folder / f"{p.stem}_{p.suffix.lstrip('.')}_annotated{suffix}"
+        self.used.add(dest)
+        return dest
+
+
+def _images(image: str | None, image_dir: str | None, sample: bool) -> list[tuple[str, Callable[[], np.ndarray]]]:
+    if sample:
+        return [("astronaut", _sample_image)]
+    if image:
+        return [(image, lambda: read_image(image))]
+    files = sorted(p for p in Path(image_dir).iterdir() if p.is_file())
+    if not files:
+        raise click.ClickException(f"no files in {image_dir}")
+    return [(str(p), (lambda p=p: read_image(p))) for p in files]
+
+
+def _describe(results: list[dict]) -> str:
+    return "; ".join(f"{r['top']} {100 * r['emotions'][r['top']]:.0f}% at {tuple(r['box'])}" for r in results)
+
+
+def _run_images(rec: Recognizer, items, writer: ResultWriter, output: _Output, screen: _Screen) -> int:
+    """Annotate each image; return how many could be read."""
     import cv2
 
+    read, skipped, n_faces = 0, 0, 0
+    for name, load in items:
+        try:
+            img = load()
+        except (ValueError, FileNotFoundError) as exc:
+            click.echo(f"skipped {name}: {exc}", err=True)
+            skipped += 1
+            continue
+        read += 1
+        results = rec.analyze(img)
+        n_faces += len(results)
+        writer.write(name, 0, results)
+        click.echo(f"{name}: {len(results)} face(s)" + (f": {_describe(results)}" if results else ""))
+        annotated = draw_results(img, results)
+        dest = output.path(name, ".png")
+        if dest is not None:
+            if not cv2.imwrite(str(dest), annotated):
+                raise click.ClickException(f"could not write {dest}")
+            click.echo(f"  annotated image: {dest}")
+        if not screen.show(annotated, 0):
+            break
+    click.echo(f"{read} image(s) read, {skipped} skipped, {n_faces} face(s) found")
+    return read
+
+
+def _frames(cap) -> Iterator[np.ndarray]:
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return
+        yield frame
+
+
+def _run_stream(rec: Recognizer, camera: int | None, video: str | None, writer: ResultWriter, output: _Output,
+                screen: _Screen, smoother: EmotionSmoother | None, max_frames: int | None) -> int:
+    """Annotate a camera or video stream frame by frame; return the number of frames."""
+    import cv2
+
+    source = f"camera{camera}" if camera is not None else video
+    cap = cv2.VideoCapture(camera if camera is not None else video)
+    if not cap.isOpened():
+        if camera is not None:
+            raise click.ClickException(f"cannot open camera {camera}: no camera at that index, or it is busy "
+                                       "(try another --camera index, or --image, --video or --sample)")
+        raise click.ClickException(f"cannot open video {video}: not a video file OpenCV can decode")
+    rate = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    out_video, n, n_faces, t0 = None, 0, 0, time.perf_counter()
     try:
-        cv2.imshow(window, frame_bgr)
-        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
-    except cv2.error:
-        return False
+        for frame in _frames(cap):
+            results = rec.analyze(frame, color="bgr")
+            if smoother is not None:
+                results = smoother.update(results)
+            writer.write(source, n, results)
+            n += 1
+            n_faces += len(results)
+            fps = n / max(time.perf_counter() - t0, 1e-9)
+            annotated = draw_results(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), results, fps)
+            if out_video is None and output.folder is not None:
+                dest = output.path(source, ".mp4")
+                out_video = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), rate,
+                                            (annotated.shape[1], annotated.shape[0]))
+                if not out_video.isOpened():
+                    raise click.ClickException(f"could not open {dest} for writing an mp4 video")
+                click.echo(f"annotated video: {dest}")
+            if out_video is not None:
+                out_video.write(annotated)
+            if not screen.show(annotated, 1) or (max_frames is not None and n >= max_frames):
+                break
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+    finally:
+        cap.release()
+        if out_video is not None:
+            out_video.release()
+    seconds = time.perf_counter() - t0
+    click.echo(f"{source}: {n} frame(s), {n_faces} face(s), {n / max(seconds, 1e-9):.1f} FPS end to end")
+    if n == 0:
+        raise click.ClickException(f"no frame could be read from {source}")
+    return n
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--camera", type=int, default=None, help="Camera index to read from.")
-@click.option("--image", type=click.Path(dir_okay=False), default=None, help="One image file.")
-@click.option("--image-dir", type=click.Path(file_okay=False), default=None, help="A folder of images.")
-@click.option("--video", type=click.Path(dir_okay=False), default=None, help="A video file.")
-@click.option("--sample", is_flag=True, help="scikit-image's astronaut() photo (needs no file).")
-@click.option("--model", default=None, help="Registered name or .keras/.tflite path (default: the bundled model).")
-@click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True)
-@click.option("--margin", type=float, default=None, help="Crop margin around the detected box (fraction).")
-@click.option("--min-score", type=float, default=0.5, show_default=True, help="Minimum detection score.")
-@click.option("--smooth", type=float, default=None, help="Video: EMA weight of the new frame (e.g. 0.3).")
+@click.option("--camera", type=int, default=None, help="Camera index to read from (e.g. 0).")
+@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="One image file.")
+@click.option("--image-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A folder of images (unreadable files are skipped and counted).")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None, help="A video file.")
+@click.option("--sample", is_flag=True, help="scikit-image's astronaut() photo: needs no file.")
+@click.option("--model", default=None, help="Registered name or .keras/.tflite path  [default: the bundled model]")
+@click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
+              help="Face detector; auto falls back to haar when MediaPipe's model cannot be had.")
+@click.option("--margin", type=float, default=None,
+              help="Crop margin per side, a fraction of the face box  [default: the detector's measured one]")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=DEFAULT_MIN_SCORE, show_default=True,
+              help="Minimum detection score (MediaPipe).")
+@click.option("--smooth", is_flag=True, help="Video/camera: smooth each face's probabilities over frames (EMA).")
+@click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
+              help="Weight of the newest frame in --smooth.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video/camera: stop after N frames.")
 @click.option("--no-display", is_flag=True, help="Do not open a window.")
 @click.option("--output", type=click.Path(file_okay=False), default=None,
-              help="Folder for annotated images / an annotated video.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write one row per face.")
-@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), default=None, help="Write one JSON per face.")
-def demo_cmd(camera, image, image_dir, video, sample, model, detector, margin, min_score, smooth, no_display, output,
-             csv_path, jsonl_path) -> None:
-    """Detect faces and show their expressions on a camera, an image, a folder of images or a video."""
-    import cv2
-
-    from ferlite.detect import CropGeometry
-    from ferlite.recognizer import Recognizer, read_image
-
-    chosen = [s for s in (camera is not None, image, image_dir, video, sample) if s]
-    if len(chosen) != 1:
+              help="Folder for annotated images (PNG) or an annotated video (MP4).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write one row per face: source, frame, box, score, top, probabilities.")
+@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), default=None,
+              help="Write one JSON object per face.")
+def demo_cmd(camera, image, image_dir, video, sample, model, detector, margin, min_score, smooth, smooth_alpha,
+             max_frames, no_display, output, csv_path, jsonl_path) -> None:
+    """Detect faces and show their expressions: a camera, an image, a folder of images, a video or --sample."""
+    chosen = [camera is not None, bool(image), bool(image_dir), bool(video), sample]
+    if sum(chosen) != 1:
         raise click.UsageError("give exactly one source: --camera N, --image FILE, --image-dir DIR, --video FILE "
                                "or --sample")
-    geometry = CropGeometry(margin=margin) if margin is not None else None
+    items = None if camera is not None or video else _images(image, image_dir, sample)
     try:
-        rec = Recognizer.from_pretrained(model, detector=detector, min_score=min_score, geometry=geometry)
-    except (FileNotFoundError, ValueError, OSError) as exc:
+        rec = Recognizer.from_pretrained(model, detector=detector, min_score=min_score)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            name = rec.detector.name
+        for w in caught:
+            click.echo(f"note: {w.message}", err=True)
+        if margin is not None:
+            rec.geometry = dataclasses.replace(rec.crop_geometry, margin=margin)
+    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out_dir = Path(output) if output else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    sinks = Sinks(csv_path, jsonl_path, rec.classes)
-    display = not no_display
+    click.echo(f"model {rec.predictor.path.name} ({rec.predictor.backend}), detector {name}")
+    screen, out = _Screen(not no_display), _Output(output)
     try:
-        if camera is not None or video:
-            _run_stream(rec, camera, video, sinks, out_dir, display, smooth)
-            return
-        if sample:
-            items = [("astronaut", _sample_image)]
-        elif image:
-            items = [(image, lambda: read_image(image))]
+        writer = ResultWriter(rec.classes, csv_path=csv_path, jsonl_path=jsonl_path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the --csv/--jsonl file: {exc}") from exc
+    ok = False
+    try:
+        if items is None:
+            smoother = EmotionSmoother(smooth_alpha) if smooth else None
+            ok = _run_stream(rec, camera, video, writer, out, screen, smoother, max_frames) > 0
         else:
-            files = sorted(p for p in Path(image_dir).iterdir() if p.is_file())
-            items = [(str(p), (lambda p=p: read_image(p))) for p in files]
-        read, bad, n_faces = 0, 0, 0
-        for name, load in items:
-            try:
-                img = load()
-            except (ValueError, FileNotFoundError) as exc:
-                click.echo(f"skipped {name}: {exc}", err=True)
-                bad += 1
-                continue
-            read += 1
-            results = rec.analyze(img)
-            n_faces += len(results)
-            sinks.write(name, 0, results)
-            tops = ", ".join(f"{r['top']} {100 * r['emotions'][r['top']]:.0f}% at {r['box']}" for r in results)
-            click.echo(f"{name}: {len(results)} face(s){': ' + tops if tops else ''}")
-            annotated = draw(img, results)
-            if out_dir:
-                dest = out_dir / (Path(name).stem + "_annotated.png")
-                cv2.imwrite(str(dest), annotated)
-                click.echo(f"  wrote {dest}")
-            if display and not _display("ferlite", annotated):
-                display = False
-        click.echo(f"{read} image(s) read, {bad} skipped, {n_faces} face(s) found (detector: {rec.detector.name})")
-        if read == 0:
-            raise click.ClickException("no image could be read")
-    finally:
-        sinks.close()
-
-
-def _run_stream(rec, camera, video, sinks, out_dir, display, smooth) -> None:
-    import cv2
-
-    cap = cv2.VideoCapture(camera if camera is not None else str(video))
-    if not cap.isOpened():
-        what = f"camera {camera}" if camera is not None else f"video {video}"
-        raise click.ClickException(f"cannot open {what}" + (" (no camera available?)" if camera is not None else ""))
-    smoother = Smoother(smooth) if smooth else None
-    writer, frame_idx, t0 = None, 0, time.time()
-    source = f"camera:{camera}" if camera is not None else str(video)
-    try:
-        while True:
-            ok, frame = cap.read()
+            ok = _run_images(rec, items, writer, out, screen) > 0
             if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            results = rec.analyze(rgb)
-            if smoother:
-                results = smoother.update(results)
-            sinks.write(source, frame_idx, results)
-            fps = (frame_idx + 1) / max(time.time() - t0, 1e-6)
-            annotated = draw(rgb, results, fps)
-            if out_dir:
-                if writer is None:
-                    rate = cap.get(cv2.CAP_PROP_FPS) or 25.0
-                    dest = out_dir / (Path(source.replace(":", "_")).stem + "_annotated.mp4")
-                    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), rate,
-                                             (annotated.shape[1], annotated.shape[0]))
-                writer.write(annotated)
-            if display and not _display("ferlite", annotated):
-                break
-            frame_idx += 1
+                raise click.ClickException("no image could be read")
     finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-    click.echo(f"{frame_idx} frame(s), {frame_idx / max(time.time() - t0, 1e-6):.1f} FPS end to end")
-    if frame_idx == 0:
-        raise click.ClickException(f"no frame could be read from {source}")
+        screen.close()
+        if ok:
+            writer.close()
+        else:
+            writer.discard()
+    for p in writer.paths:
+        click.echo(f"{writer.rows} face record(s) written to {p}")

@@ -1,0 +1,208 @@
+"""``ferlite demo`` on real photos, folders and a video written with OpenCV; the tracking/smoothing helpers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferlite.cli import main
+from ferlite.video import EmotionSmoother, ResultWriter, box_iou
+
+skdata = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides the astronaut() photo")
+CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown"]
+
+
+@pytest.fixture(scope="module")
+def astronaut_png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    cv2.imwrite(str(path), skdata.astronaut()[..., ::-1])
+    return path
+
+
+def demo(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["demo", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_demo_image_writes_csv_jsonl_and_annotated_png(tmp_path, tiny_model_path, detector_in_cache, astronaut_png):
+    out = tmp_path / "out"
+    code, stdout, stderr = demo("--image", str(astronaut_png), "--model", str(tiny_model_path), "--no-display",
+                                "--output", str(out), "--csv", str(tmp_path / "r" / "faces.csv"),
+                                "--jsonl", str(tmp_path / "faces.jsonl"))
+    assert code == 0, stdout + stderr
+    assert "detector mediapipe" in stdout and "astronaut.png: 1 face(s)" in stdout
+    (row,) = read_csv(tmp_path / "r" / "faces.csv")
+    assert list(row) == ["source", "frame", "face", "x", "y", "w", "h", "score", "top", *CLASSES]
+    assert row["source"] == str(astronaut_png) and row["frame"] == "0"
+    assert np.allclose([int(row[k]) for k in "xywh"], (177, 82, 95, 95), atol=3)
+    assert sum(float(row[c]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+    (line,) = (tmp_path / "faces.jsonl").read_text().splitlines()
+    rec = json.loads(line)
+    assert rec["box"] == [int(row[k]) for k in "xywh"] and rec["top"] == row["top"] and list(rec["emotions"]) == CLASSES
+    annotated = cv2.imread(str(out / "astronaut_annotated.png"))
+    original = cv2.imread(str(astronaut_png))
+    assert annotated.shape == original.shape and (annotated != original).any()
+    assert f"annotated image: {out / 'astronaut_annotated.png'}" in stdout
+    assert "1 face record(s) written to" in stdout
+
+
+def test_demo_image_dir_skips_and_counts_bad_files(tmp_path, tiny_model_path, detector_in_cache, astronaut_png,
+                                                    ferplus_valid):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(astronaut_png, folder / "a_astronaut.png")
+    shutil.copy(sorted(ferplus_valid.glob("*.png"))[0], folder / "b_fer.png")
+    (folder / "c_corrupt.png").write_bytes(astronaut_png.read_bytes()[:60])
+    (folder / "d_notes.txt").write_text("not an image\n")
+    code, stdout, stderr = demo("--image-dir", str(folder), "--model", str(tiny_model_path), "--no-display",
+                                "--csv", str(tmp_path / "faces.csv"))
+    assert code == 0, stdout + stderr
+    assert "2 image(s) read, 2 skipped" in stdout
+    assert "skipped" in stderr and "c_corrupt.png" in stderr and "d_notes.txt" in stderr
+    rows = read_csv(tmp_path / "faces.csv")
+    assert [r["source"] for r in rows].count(str(folder / "a_astronaut.png")) == 1
+
+
+def test_demo_dir_with_nothing_readable_fails_and_leaves_no_files(tmp_path, tiny_model_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "x.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    (folder / "y.txt").write_text("text")
+    code, stdout, stderr = demo("--image-dir", str(folder), "--model", str(tiny_model_path), "--detector", "haar",
+                                "--no-display", "--csv", str(tmp_path / "faces.csv"), "--output", str(tmp_path / "o"))
+    assert code == 1
+    assert "0 image(s) read, 2 skipped" in stdout and "no image could be read" in stderr
+    assert not (tmp_path / "faces.csv").exists() and not (tmp_path / "o").exists()
+
+
+def test_demo_video_with_smoothing(tmp_path, tiny_model_path, detector_in_cache):
+    astronaut = skdata.astronaut()
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (512, 512))
+    assert writer.isOpened()
+    for i in range(6):  # the photo drifting right by 4 px a frame
+        writer.write(np.ascontiguousarray(np.roll(astronaut, 4 * i, axis=1)[..., ::-1]))
+    writer.release()
+    out = tmp_path / "out"
+    code, stdout, stderr = demo("--video", str(video), "--model", str(tiny_model_path), "--smooth", "--no-display",
+                                "--output", str(out), "--csv", str(tmp_path / "v.csv"), "--jsonl",
+                                str(tmp_path / "v.jsonl"))
+    assert code == 0, stdout + stderr
+    assert "6 frame(s), 6 face(s)" in stdout and "FPS end to end" in stdout
+    rows = read_csv(tmp_path / "v.csv")
+    assert [int(r["frame"]) for r in rows] == list(range(6))
+    xs = [int(r["x"]) for r in rows]
+    assert xs[-1] - xs[0] == pytest.approx(20, abs=10)  # the boxes follow the face
+    assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 6
+    cap = cv2.VideoCapture(str(out / "clip_annotated.mp4"))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    assert frames == 6
+    code, stdout, _ = demo("--video", str(video), "--model", str(tiny_model_path), "--no-display", "--max-frames", "2")
+    assert code == 0 and "2 frame(s)" in stdout
+
+
+def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
+    """The README's first command, as a real process, on a fresh cache with no network: bundled model, Haar."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    env = {**os.environ, "FERLITE_HOME": str(ferlite_home), "FERLITE_BASE_URL": down, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    exe = Path(sys.executable).with_name("ferlite")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from ferlite.cli import main; main()"]
+    proc = subprocess.run([*cmd, "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "model ferplus-mfn-1.0.keras" in proc.stdout and "detector haar" in proc.stdout
+    assert "falling back to OpenCV's Haar cascade" in proc.stderr
+    assert "astronaut: 1 face(s)" in proc.stdout and "1 image(s) read, 0 skipped, 1 face(s) found" in proc.stdout
+    assert (tmp_path / "out" / "astronaut_annotated.png").is_file()
+
+
+def test_demo_notes_missing_display(monkeypatch, tmp_path, tiny_model_path, astronaut_png):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    code, stdout, stderr = demo("--image", str(astronaut_png), "--model", str(tiny_model_path), "--detector", "haar")
+    assert code == 0, stdout + stderr
+    assert "no display available" in stderr and "continuing as with --no-display" in stderr
+
+
+def test_demo_sample_without_scikit_image(monkeypatch, tiny_model_path):
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    code, _, stderr = demo("--sample", "--model", str(tiny_model_path), "--no-display")
+    assert code == 1 and "pip install scikit-image" in stderr
+
+
+def test_demo_errors(tmp_path, tiny_model_path, astronaut_png):
+    code, _, stderr = demo("--no-display")
+    assert code == 2 and "give exactly one source" in stderr
+    code, _, stderr = demo("--sample", "--image", str(astronaut_png))
+    assert code == 2 and "give exactly one source" in stderr
+    code, _, stderr = demo("--image", str(tmp_path / "missing.png"))
+    assert code == 2 and "does not exist" in stderr
+    code, _, stderr = demo("--camera", "99", "--model", str(tiny_model_path), "--detector", "haar", "--no-display")
+    assert code == 1 and "cannot open camera 99" in stderr
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    code, _, stderr = demo("--video", str(fake), "--model", str(tiny_model_path), "--detector", "haar",
+                           "--no-display", "--csv", str(tmp_path / "v.csv"))
+    assert code == 1 and "cannot open video" in stderr and not (tmp_path / "v.csv").exists()
+    code, _, stderr = demo("--sample", "--model", str(tmp_path / "nope.keras"), "--no-display")
+    assert code == 1 and "nope.keras" in stderr
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+
+
+def face(box, p_happy: float) -> dict:
+    emotions = {"neutral": 1 - p_happy, "happiness": p_happy}
+    return {"box": box, "score": 0.9, "keypoints": [], "emotions": emotions, "top": max(emotions, key=emotions.get)}
+
+
+def test_smoother_tracks_faces_by_overlap():
+    sm = EmotionSmoother(alpha=0.5, max_missing=1)
+    first = sm.update([face((0, 0, 100, 100), 1.0), face((300, 0, 100, 100), 0.0)])
+    assert [f["emotions"]["happiness"] for f in first] == [1.0, 0.0]
+    second = sm.update([face((310, 5, 100, 100), 1.0), face((5, 0, 100, 100), 0.0)])
+    assert second[0]["box"] == (310, 5, 100, 100) and second[0]["emotions"]["happiness"] == pytest.approx(0.5)
+    assert second[1]["emotions"]["happiness"] == pytest.approx(0.5) and second[1]["top"] in ("neutral", "happiness")
+    third = sm.update([face((600, 300, 80, 80), 1.0)])  # a new face far away: not smoothed
+    assert third[0]["emotions"]["happiness"] == 1.0
+    assert len(sm.tracks) == 3  # the two old tracks survive one missing frame
+    sm.update([])
+    sm.update([])
+    assert sm.tracks == []
+    with pytest.raises(ValueError, match="alpha"):
+        EmotionSmoother(alpha=0)
+
+
+def test_result_writer_discard_leaves_nothing(tmp_path):
+    w = ResultWriter(["neutral", "happiness"], csv_path=tmp_path / "a.csv", jsonl_path=tmp_path / "b.jsonl")
+    w.write("x", 0, [face((1, 2, 3, 4), 0.25)])
+    assert (tmp_path / "a.csv").read_text().count("\n") == 2
+    w.discard()
+    assert list(tmp_path.iterdir()) == []

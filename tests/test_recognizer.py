@@ -1,0 +1,199 @@
+"""Recognizer, ferlite.predict / predict_batch: real FER+ PNGs, astronaut(), a tiny fixture model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import ferlite
+from ferlite.detect import DEFAULT_GEOMETRY, CropGeometry
+from ferlite.recognizer import Recognizer, read_image
+from ferlite.runtime import load_predictor
+
+skdata = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides the astronaut() photo")
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor(tiny_model_path):
+    return load_predictor(tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def rgb_predictor(tmp_path_factory):
+    """A tiny untrained 3-channel model (RGB input)."""
+    from ferlite.models import create_model
+
+    path = tmp_path_factory.mktemp("rgb") / "tiny_rgb.keras"
+    create_model("mobilefacenet", alpha=0.25, channels=3, num_classes=8).save(path)
+    return load_predictor(path)
+
+
+@pytest.fixture
+def rec(tiny_predictor) -> Recognizer:
+    return Recognizer(tiny_predictor, detector="mediapipe")
+
+
+@pytest.fixture(scope="module")
+def pngs(ferplus_valid):
+    return sorted(ferplus_valid.glob("*.png"))[:4]
+
+
+def test_predict_real_png_path_and_array(rec, pngs):
+    out = rec.predict(pngs[0])
+    assert list(out) == list(rec.classes) == list(ferlite.FERPLUS_CLASSES[:9])
+    assert sum(out.values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(0.0 <= p <= 1.0 for p in out.values())
+    gray = cv2.imread(str(pngs[0]), cv2.IMREAD_GRAYSCALE)
+    assert rec.predict(gray) == pytest.approx(out, abs=1e-6)
+    assert rec.predict(str(pngs[0])) == pytest.approx(out, abs=1e-6)
+    assert rec.predict(read_image(pngs[0])) == pytest.approx(out, abs=1e-6)  # 3 equal channels
+    assert rec.predict(gray) != pytest.approx(rec.predict(cv2.imread(str(pngs[1]), cv2.IMREAD_GRAYSCALE)), abs=1e-6)
+
+
+def test_any_size_is_resized(rec, pngs):
+    gray = cv2.imread(str(pngs[0]), cv2.IMREAD_GRAYSCALE)
+    big = cv2.resize(gray, (192, 160), interpolation=cv2.INTER_CUBIC)
+    shrunk = cv2.resize(big, (48, 48), interpolation=cv2.INTER_AREA)
+    assert rec.predict(big) == pytest.approx(rec.predict(shrunk), abs=1e-6)
+    assert rec.predict(big) != pytest.approx(rec.predict(np.ascontiguousarray(big[:48, :48])), abs=1e-6)
+    assert sum(rec.predict(gray[:30, :41]).values()) == pytest.approx(1.0, abs=1e-5)  # non-square, small
+
+
+def test_bgr_and_rgb(tiny_predictor, rgb_predictor, astronaut_face):
+    bgr = np.ascontiguousarray(astronaut_face[..., ::-1])
+    for predictor in (tiny_predictor, rgb_predictor):
+        r = Recognizer(predictor)
+        assert r.predict(bgr, color="bgr") == pytest.approx(r.predict(astronaut_face), abs=1e-6)
+    rgb_rec = Recognizer(rgb_predictor)
+    assert rgb_rec.classes == ferlite.FERPLUS_CLASSES[:8]
+    swapped = rgb_rec.predict(bgr)  # BGR read as RGB: a different input for an RGB model
+    assert max(abs(swapped[c] - p) for c, p in rgb_rec.predict(astronaut_face).items()) > 1e-6
+    gray = cv2.cvtColor(astronaut_face, cv2.COLOR_RGB2GRAY)
+    assert sum(rgb_rec.predict(gray).values()) == pytest.approx(1.0, abs=1e-5)  # gray into an RGB model
+
+
+@pytest.fixture(scope="module")
+def astronaut_face() -> np.ndarray:
+    return np.ascontiguousarray(skdata.astronaut()[70:190, 165:285])
+
+
+@pytest.mark.parametrize(("bad", "error", "match"), [
+    (np.zeros((48, 48), np.float32), ValueError, "face must be uint8.*float32"),
+    (np.zeros((48, 48, 3), np.float64) + 0.5, ValueError, "uint8.*float64"),
+    (np.zeros((48, 48, 4), np.uint8), ValueError, "4 channels.*expected HxW or HxWx3"),
+    (np.zeros((0, 0), np.uint8), ValueError, "empty.*expected"),
+    (np.zeros((48, 48, 2), np.uint8), ValueError, "HxWx3.*got shape \\(48, 48, 2\\)"),
+    ([[1, 2], [3, 4]], TypeError, "numpy uint8 array.*got list"),
+    (None, TypeError, "got NoneType"),
+    ("/no/such/face.png", FileNotFoundError, "image file not found: '/no/such/face.png'.*expected"),
+])
+def test_wrong_input_names_what_was_received(rec, bad, error, match):
+    with pytest.raises(error, match=match):
+        rec.predict(bad)
+
+
+def test_unreadable_files(rec, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    for p in (broken, text):
+        with pytest.raises(ValueError, match=f"{p.name}' is not a readable image.*expected a PNG"):
+            rec.predict(p)
+    with pytest.raises(ValueError, match="color must be 'rgb' or 'bgr', got 'hsv'"):
+        rec.predict(np.zeros((48, 48), np.uint8), color="hsv")
+
+
+def test_predict_batch_dataframe(rec, pngs):
+    faces = [pngs[0], cv2.imread(str(pngs[1]), cv2.IMREAD_GRAYSCALE), read_image(pngs[2]), str(pngs[3])]
+    df = rec.predict_batch(faces)
+    assert isinstance(df, pd.DataFrame)
+    assert df.shape == (4, 9) and list(df.columns) == list(rec.classes)
+    np.testing.assert_allclose(df.sum(axis=1), 1.0, atol=1e-5)
+    assert df.iloc[0].to_dict() == pytest.approx(rec.predict(pngs[0]), abs=1e-5)
+    stack = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in pngs])
+    np.testing.assert_allclose(rec.predict_batch(stack).to_numpy(), df.to_numpy(), atol=1e-5)
+    empty = rec.predict_batch([])
+    assert empty.shape == (0, 9) and list(empty.columns) == list(rec.classes)
+
+
+def test_predict_batch_errors(rec, pngs):
+    with pytest.raises(TypeError, match="sequence of faces, got one face \\(an array of shape \\(48, 48\\)\\)"):
+        rec.predict_batch(np.zeros((48, 48), np.uint8))
+    with pytest.raises(TypeError, match="got one face"):
+        rec.predict_batch(str(pngs[0]))
+    with pytest.raises(TypeError, match="sequence of faces.*got int"):
+        rec.predict_batch(3)
+    with pytest.raises(ValueError, match="faces\\[1\\] must be uint8"):
+        rec.predict_batch([pngs[0], np.zeros((48, 48), np.float32)])
+
+
+def test_analyze_structure(rec, detector_in_cache):
+    astronaut = skdata.astronaut()
+    (r,) = rec.analyze(astronaut)
+    assert set(r) == {"box", "score", "keypoints", "emotions", "top"}
+    assert np.allclose(r["box"], (177, 82, 95, 95), atol=3) and all(isinstance(v, int) for v in r["box"])
+    assert 0.5 < r["score"] <= 1.0 and len(r["keypoints"]) == 6
+    assert list(r["emotions"]) == list(rec.classes)
+    assert sum(r["emotions"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert r["top"] == max(r["emotions"], key=r["emotions"].get)
+    assert rec.crop_geometry == DEFAULT_GEOMETRY["mediapipe"]
+    (b,) = rec.analyze(np.ascontiguousarray(astronaut[..., ::-1]), color="bgr")
+    assert b["box"] == r["box"] and b["emotions"] == pytest.approx(r["emotions"], abs=1e-6)
+    assert rec.analyze(np.zeros((240, 320, 3), np.uint8)) == []
+    rec.close()
+
+
+def test_analyze_path_haar_and_custom_geometry(tiny_predictor, tmp_path):
+    path = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(path), skdata.astronaut()[..., ::-1])
+    haar = Recognizer(tiny_predictor, detector="haar")
+    (r,) = haar.analyze(path)
+    assert r["keypoints"] == [] and haar.crop_geometry == DEFAULT_GEOMETRY["haar"]
+    wide = Recognizer(tiny_predictor, detector="haar", geometry=CropGeometry(margin=0.5))
+    assert wide.analyze(path)[0]["emotions"] != pytest.approx(r["emotions"], abs=1e-7)
+
+
+def test_from_pretrained_errors(tmp_path, tiny_model_path):
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        Recognizer.from_pretrained(tmp_path / "no-such-model.keras")
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        Recognizer.from_pretrained(tiny_model_path, detector="yolo")
+
+
+def test_module_level_predict_caches_the_model(tiny_model_path, pngs):
+    out = ferlite.predict(pngs[0], model=tiny_model_path)
+    assert sum(out.values()) == pytest.approx(1.0, abs=1e-5)
+    df = ferlite.predict_batch(pngs[:2], model=tiny_model_path)
+    assert df.shape == (2, 9)
+    from ferlite.recognizer import _cached
+
+    assert _cached(str(tiny_model_path)) is _cached(str(tiny_model_path))
+
+
+def test_default_model_sees_the_smile(detector_in_cache):
+    """The bundled default model, with detection and the default crop: the astronaut smiles."""
+    astronaut = skdata.astronaut()
+    (face,) = Recognizer.from_pretrained().analyze(astronaut)
+    assert face["top"] == "happiness"
+    x, y, w, h = face["box"]
+    probs = ferlite.predict(astronaut[y:y + h, x:x + w])
+    assert max(probs, key=probs.get) == "happiness"
+
+
+def test_import_ferlite_is_light():
+    code = ("import sys, ferlite; names = sorted(ferlite.__all__); "
+            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'mediapipe', 'pandas') if m in sys.modules]; "
+            "assert not heavy, heavy; import ferlite.recognizer; assert 'tensorflow' not in sys.modules; "
+            "print(' '.join(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = out.stdout.split()
+    assert {"predict", "predict_batch", "Recognizer", "detect_faces", "create_model", "list_models"} <= set(names)
+    for name in names:
+        assert getattr(ferlite, name) is not None
