@@ -1,14 +1,19 @@
-"""Shared fixtures: the ../shared data (skipped with a reason when absent), small real FER+ folders, tiny models."""
+"""Shared fixtures: the ../shared data (skipped with a reason when absent), small real FER+ folders, tiny models.
+
+Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -26,7 +31,14 @@ def ferlite_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (holds pyproject.toml)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
+    """``../shared`` beside the repository; skips the test when its FER+ data is absent."""
     if not FERPLUS.is_dir():
         pytest.skip(f"../shared with FER+ data is absent (looked for {FERPLUS})")
     return SHARED
@@ -34,11 +46,13 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ferplus_valid(shared_dir) -> Path:
+    """The whole shared FER2013Valid split (3,579 faces): read it, never write into it."""
     return shared_dir / "data" / "ferplus" / "FER2013Valid"
 
 
 @pytest.fixture(scope="session")
 def ferplus_train_sample(shared_dir) -> Path:
+    """The shared 1,000-face sample of FER2013Train: read it, never write into it."""
     return shared_dir / "data" / "ferplus" / "FER2013Train"
 
 
@@ -53,10 +67,45 @@ def copy_split(src: Path, dest: Path, n: int, start: int = 0) -> Path:
     return dest
 
 
+def write_raw_pair(src: Path, dest: Path, n: int = 30, no_name_row: int | None = 5) -> list[list[str]]:
+    """Write ``fer2013.csv`` + ``fer2013new.csv`` in ``dest`` from the first ``n`` faces of the FER+ split ``src``.
+
+    Pixels are the real PNGs' as space-separated ints; Usage cycles Training, PublicTest, PrivateTest
+    (row i gets ``i % 3``); row ``no_name_row`` has an empty FER+ image name (a face FER+ removed).
+    Returns the ``label.csv`` rows used, in order.
+    """
+    import cv2
+
+    with open(src / "label.csv", newline="") as f:
+        rows = list(csv.reader(f))[:n]
+    usages = ("Training", "PublicTest", "PrivateTest")
+    fer = ["emotion,pixels,Usage"]
+    new = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
+    for i, row in enumerate(rows):
+        img = cv2.imread(str(src / row[0]), cv2.IMREAD_GRAYSCALE)
+        usage = usages[i % 3]
+        fer.append(f"0,{' '.join(map(str, img.ravel()))},{usage}")
+        new.append(",".join([usage, "" if i == no_name_row else row[0], *row[2:]]))
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "fer2013.csv").write_text("\n".join(fer) + "\n")
+    (dest / "fer2013new.csv").write_text("\n".join(new) + "\n")
+    return rows
+
+
 @pytest.fixture
-def valid_subset(ferplus_valid, tmp_path) -> Path:
+def small_valid_folder(ferplus_valid, tmp_path) -> Callable[..., Path]:
+    """Factory ``make(n=200, start=0, name="valid")``: ``n`` real FER2013Valid faces in a new temporary FER+ folder."""
+
+    def make(n: int = 200, start: int = 0, name: str = "valid") -> Path:
+        return copy_split(ferplus_valid, tmp_path / name, n, start)
+
+    return make
+
+
+@pytest.fixture
+def valid_subset(small_valid_folder) -> Path:
     """200 real FER2013Valid faces in a temporary FER+ folder."""
-    return copy_split(ferplus_valid, tmp_path / "valid200", 200)
+    return small_valid_folder(200, name="valid200")
 
 
 @pytest.fixture(scope="session")

@@ -1,63 +1,83 @@
+"""Readers, the decoded-face cache, the tf.data pipeline and `prepare_ferplus`, on real shared FER+ faces."""
+
 import csv
 import os
 import time
 
+import cv2
 import numpy as np
 import pytest
-from conftest import copy_split
+from conftest import copy_split, write_raw_pair
 
 from ferlite.data import AugmentConfig, DataError, make_dataset, prepare_ferplus, read_ferplus_folder
 
 
-def test_reader_reads_real_pngs(valid_subset):
-    import cv2
+def _label_rows(folder):
+    with open(folder / "label.csv", newline="") as f:
+        return list(csv.reader(f))
 
+
+def test_reader_reads_real_pngs(valid_subset):
     faces = read_ferplus_folder(valid_subset)
-    assert faces.images.shape == (200, 48, 48) and faces.images.dtype == np.uint8
-    assert faces.votes.shape == (200, 10)
-    first = cv2.imread(str(valid_subset / faces.names[0]), cv2.IMREAD_GRAYSCALE)
-    np.testing.assert_array_equal(faces.images[0], first)
-    row = next(csv.reader(open(valid_subset / "label.csv")))
-    np.testing.assert_array_equal(faces.votes[0], [float(x) for x in row[2:]])
+    rows = _label_rows(valid_subset)
+    assert len(faces) == 200 and faces.images.shape == (200, 48, 48) and faces.images.dtype == np.uint8
+    assert faces.names == [r[0] for r in rows] and faces.skipped == [] and faces.root == valid_subset
+    for i in (0, 199):
+        np.testing.assert_array_equal(faces.images[i], cv2.imread(str(valid_subset / rows[i][0]), cv2.IMREAD_GRAYSCALE))
+        np.testing.assert_array_equal(faces.votes[i], [float(x) for x in rows[i][2:]])
+    small = read_ferplus_folder(valid_subset, size=32, use_cache=False)
+    assert small.images.shape == (200, 32, 32)
 
 
 def test_cache_hit_and_invalidation(valid_subset, ferlite_home):
     a = read_ferplus_folder(valid_subset)
-    assert list((ferlite_home / "datasets").glob("*.npz"))
+    (npz,) = (ferlite_home / "datasets").glob("*.npz")
+    stamp = npz.stat().st_mtime_ns
     t = time.perf_counter()
     b = read_ferplus_folder(valid_subset)
     assert time.perf_counter() - t < 2.0
+    assert npz.stat().st_mtime_ns == stamp and len(list(npz.parent.glob("*.npz"))) == 1  # a hit: nothing rewritten
     np.testing.assert_array_equal(a.images, b.images)
-    # change one image: the key changes and the new pixels are read
-    import cv2
+    np.testing.assert_array_equal(a.votes, b.votes)
+    assert a.names == b.names
 
-    name = a.names[0]
-    cv2.imwrite(str(valid_subset / name), np.full((48, 48), 7, np.uint8))
-    os.utime(valid_subset / name, ns=(1, 1))
+    # change one image: the key changes and the new pixels are read
+    cv2.imwrite(str(valid_subset / a.names[0]), np.full((48, 48), 7, np.uint8))
+    os.utime(valid_subset / a.names[0], ns=(1, 1))
     c = read_ferplus_folder(valid_subset)
-    assert (c.images[0] == 7).all()
-    # change a vote in label.csv: new votes are read
+    assert (c.images[0] == 7).all() and len(list(npz.parent.glob("*.npz"))) == 2
+    # change one vote in label.csv: the new votes are read
     lines = (valid_subset / "label.csv").read_text().splitlines()
     parts = lines[0].split(",")
-    parts[-10] = "9"
+    parts[-10] = "9"  # the neutral count
     lines[0] = ",".join(parts)
     (valid_subset / "label.csv").write_text("\n".join(lines) + "\n")
-    assert read_ferplus_folder(valid_subset).votes[0, 0] == 9
+    assert read_ferplus_folder(valid_subset).votes[0, 0] == 9 and len(list(npz.parent.glob("*.npz"))) == 3
 
 
 def test_bad_data_errors_name_file_and_line(valid_subset, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no label.csv"):
+    with pytest.raises(FileNotFoundError, match="folder not found"):
+        read_ferplus_folder(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=f"no label.csv in {tmp_path}"):
         read_ferplus_folder(tmp_path)
     lines = (valid_subset / "label.csv").read_text().splitlines()
-    (valid_subset / lines[2].split(",")[0]).write_bytes(b"not a png")  # corrupt image on line 3
-    lines[4] = lines[4].rsplit(",", 1)[0]  # malformed row on line 5
+    (valid_subset / lines[2].split(",")[0]).write_bytes(b"not a png")  # line 3: unreadable image
+    lines[4] = lines[4].rsplit(",", 1)[0]  # line 5: a vote column missing
+    (valid_subset / lines[6].split(",")[0]).unlink()  # line 7: image missing
+    lines[8] = lines[8].rsplit(",", 1)[0] + ",x"  # line 9: a vote that is not a number
     (valid_subset / "label.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"label.csv, line 3: image .*not a readable image"):
+    label = valid_subset / "label.csv"
+    with pytest.raises(DataError, match=rf"{label}, line 3: image .*not a readable image .*--skip-bad"):
         read_ferplus_folder(valid_subset)
-    with pytest.warns(UserWarning, match="2 bad row"):
+    with pytest.warns(UserWarning, match="4 bad row"):
         faces = read_ferplus_folder(valid_subset, skip_bad=True)
-    assert len(faces) == 198 and [s[1] for s in faces.skipped] == [3, 5]
-    assert "12 columns" in faces.skipped[1][2]
+    assert len(faces) == 196 and [s[1] for s in faces.skipped] == [3, 5, 7, 9]
+    assert {s[0] for s in faces.skipped} == {str(label)}
+    reasons = [s[2] for s in faces.skipped]
+    assert "not a readable image" in reasons[0] and "expected 12 columns" in reasons[1] and "got 11" in reasons[1]
+    assert "file not found" in reasons[2] and "must be numbers" in reasons[3]
+    cached = read_ferplus_folder(valid_subset, skip_bad=True)  # from the cache: the same faces and skip records
+    assert cached.skipped == faces.skipped and cached.names == faces.names
 
 
 def test_pipeline_shapes_determinism_channels(valid_subset):
@@ -65,75 +85,110 @@ def test_pipeline_shapes_determinism_channels(valid_subset):
     x, t = faces.targets("seed9")
 
     def first(seed, **kw):
-        xb, yb = next(iter(make_dataset(x, t.targets, batch_size=32, training=True, augment="strong", seed=seed, **kw)))
+        ds = make_dataset(x, t.targets, batch_size=32, training=True, augment="strong", seed=seed, **kw)
+        xb, yb = next(iter(ds))
         return xb.numpy(), yb.numpy()
 
     xa, ya = first(3)
     xb, yb = first(3)
-    assert xa.dtype == np.uint8 and xa.shape == (32, 48, 48, 1)
+    assert xa.dtype == np.uint8 and xa.shape == (32, 48, 48, 1) and ya.dtype == np.float32 and ya.shape == (32, 9)
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(ya, yb)
     assert not np.array_equal(first(4)[0], xa)
     x3, _ = first(3, channels=3, input_size=64)
     assert x3.shape == (32, 64, 64, 3) and (x3[..., 0] == x3[..., 2]).all()
-    # evaluation order is kept, no augmentation
-    xe, ye = next(iter(make_dataset(x, t.targets, batch_size=16)))
-    np.testing.assert_array_equal(xe.numpy()[..., 0], x[:16])
+    x1, _ = first(3, input_size=32)
+    assert x1.shape == (32, 32, 32, 1)
+    # evaluation keeps the input order, never augments, keeps the last partial batch
+    batches = list(make_dataset(x, t.targets, batch_size=64))
+    assert [len(b[0]) for b in batches] == [64, 64, 64, 8]
+    np.testing.assert_array_equal(batches[0][0].numpy()[..., 0], x[:64])
+    e3 = next(iter(make_dataset(x, t.targets, batch_size=4, channels=3)))[0].numpy()
+    assert e3.shape == (4, 48, 48, 3) and all((e3[..., c] == x[:4]).all() for c in range(3))
+
+
+def _by_index(images, preset, seed=0):
+    """One augmented training batch, and the original image of each of its elements (targets carry the index)."""
+    index = np.arange(len(images), dtype=np.float32)[:, None]
+    xb, yb = next(iter(make_dataset(images, index, batch_size=64, training=True, augment=preset, seed=seed)))
+    return xb.numpy()[..., 0], images[yb.numpy()[:, 0].astype(int)]
 
 
 def test_augmentation_changes_pixels_keeps_range(valid_subset):
-    faces = read_ferplus_folder(valid_subset)
-    ds = make_dataset(faces.images, np.zeros((len(faces), 1)), batch_size=64, training=True,
-                      augment=AugmentConfig(erase=1.0), seed=0)
-    xb, _ = next(iter(ds))
-    xb = xb.numpy()
-    assert xb.min() >= 0 and xb.max() <= 255
-    with pytest.raises(ValueError, match="valid:"):
-        AugmentConfig.preset("extreme")
+    images = read_ferplus_folder(valid_subset).images
+    same, orig = _by_index(images, "none")  # shuffled, untouched
+    np.testing.assert_array_equal(same, orig)
+    flipped, orig = _by_index(images, "flip")  # every face is itself or its mirror, both occur
+    mirrored = [(f == o[:, ::-1]).all() and not (f == o).all() for f, o in zip(flipped, orig)]
+    assert all((f == o).all() or (f == o[:, ::-1]).all() for f, o in zip(flipped, orig))
+    assert 0 < sum(mirrored) < len(mirrored)
+    aug, orig = _by_index(images, "standard")
+    assert aug.dtype == np.uint8 and aug.shape == orig.shape
+    assert sum(not np.array_equal(a, o) for a, o in zip(aug, orig)) >= 60
+    # brightness/contrast stay moderate: a face's mean moves by well under a third of the range
+    assert np.abs(aug.mean(axis=(1, 2)) - orig.mean(axis=(1, 2))).max() < 85
+    erase_only = AugmentConfig(flip=False, shift=0, scale=0, rotation=0, brightness=0, contrast=0, erase=1.0)
+    erased, orig = _by_index(images, erase_only)
+    changed = (erased != orig).mean(axis=(1, 2))
+    assert (changed > 0).all() and changed.max() < 0.25  # one rectangle of 2-20% of the area per face
 
 
-def _write_raw_pair(src, folder, tmp_path, n=30):
-    """A small fer2013.csv + fer2013new.csv pair built from real shared PNGs."""
-    import cv2
-
-    lines = (src / "label.csv").read_text().splitlines()[:n]
-    fer = ["emotion,pixels,Usage"]
-    new = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
-    usages = ["Training", "PublicTest", "PrivateTest"]
-    for i, line in enumerate(lines):
-        row = next(csv.reader([line]))
-        img = cv2.imread(str(src / row[0]), cv2.IMREAD_GRAYSCALE)
-        usage = usages[i % 3]
-        fer.append(f"0,{' '.join(map(str, img.ravel()))},{usage}")
-        new.append(",".join([usage, "" if i == 5 else row[0], *row[2:]]))
-    (tmp_path / "fer2013.csv").write_text("\n".join(fer) + "\n")
-    (tmp_path / "fer2013new.csv").write_text("\n".join(new) + "\n")
-    return lines
+def test_pipeline_bad_input():
+    with pytest.raises(TypeError, match="must be uint8, got float32"):
+        make_dataset(np.zeros((4, 48, 48), np.float32), np.zeros((4, 9)))
+    with pytest.raises(ValueError, match="4 images but 3 targets"):
+        make_dataset(np.zeros((4, 48, 48), np.uint8), np.zeros((3, 9)))
+    with pytest.raises(ValueError, match="unknown augmentation preset 'extreme'; valid: none, flip"):
+        make_dataset(np.zeros((4, 48, 48), np.uint8), np.zeros((4, 9)), training=True, augment="extreme")
 
 
 def test_prepare_round_trip(ferplus_valid, tmp_path):
-    lines = _write_raw_pair(ferplus_valid, ferplus_valid, tmp_path)
+    rows = write_raw_pair(ferplus_valid, tmp_path, n=30)  # row 5 (PrivateTest) has no image name
     written = prepare_ferplus(tmp_path / "fer2013.csv", tmp_path / "fer2013new.csv", tmp_path / "out")
-    assert written == {"FER2013Train": 10, "FER2013Valid": 10, "FER2013Test": 9}  # row 5 (a test row) has no name
-    faces = read_ferplus_folder(tmp_path / "out" / "FER2013Valid", use_cache=False)
+    assert written == {"FER2013Train": 10, "FER2013Valid": 10, "FER2013Test": 9}
     orig = read_ferplus_folder(copy_split(ferplus_valid, tmp_path / "orig", 30), use_cache=False)
-    idx = [orig.names.index(n) for n in faces.names]
-    np.testing.assert_array_equal(faces.images, orig.images[idx])
-    np.testing.assert_array_equal(faces.votes, orig.votes[idx])
-    assert len(lines) == 30
+    for split, first_row in (("FER2013Train", 0), ("FER2013Valid", 1), ("FER2013Test", 2)):
+        folder = tmp_path / "out" / split
+        faces = read_ferplus_folder(folder, use_cache=False)
+        expected = [r[0] for i, r in enumerate(rows) if i % 3 == first_row and i != 5]
+        assert faces.names == expected
+        idx = [orig.names.index(n) for n in faces.names]
+        np.testing.assert_array_equal(faces.images, orig.images[idx])
+        np.testing.assert_array_equal(faces.votes, orig.votes[idx])
+        assert {r[1] for r in _label_rows(folder)} == {"(0, 0, 48, 48)"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["FER2013Test", "FER2013Train", "FER2013Valid"]
 
 
-def test_prepare_bad_input_leaves_nothing(ferplus_valid, tmp_path):
-    _write_raw_pair(ferplus_valid, ferplus_valid, tmp_path)
-    new = (tmp_path / "fer2013new.csv").read_text().splitlines()
-    (tmp_path / "fer2013new.csv").write_text("\n".join(new[:-1]) + "\n")
-    with pytest.raises(DataError, match="same faces"):
+def _edit(path, line, new_text):
+    lines = path.read_text().splitlines()
+    lines[line - 1] = new_text(lines[line - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(("file", "line", "change", "message"), [
+    ("fer2013new.csv", 31, None, "has 30 rows but .*fer2013new.csv has 29"),
+    ("fer2013.csv", 1, lambda s: "label,pixels,Usage", "fer2013.csv, line 1: expected the header 'emotion,pixels"),
+    ("fer2013new.csv", 1, lambda s: s.replace("Image name", "Image"), "line 1: expected a header starting 'Usage"),
+    ("fer2013.csv", 4, lambda s: s.rsplit(",", 2)[0] + ",1 2 3,PrivateTest", "line 4: pixels must be 2304 .*got 3"),
+    ("fer2013new.csv", 3, lambda s: s.replace("PublicTest", "Training", 1), "line 3: Usage differs"),
+])
+def test_prepare_bad_input_leaves_nothing(ferplus_valid, tmp_path, file, line, change, message):
+    write_raw_pair(ferplus_valid, tmp_path, n=30)
+    if change is None:  # drop the last row
+        lines = (tmp_path / file).read_text().splitlines()
+        (tmp_path / file).write_text("\n".join(lines[:-1]) + "\n")
+    else:
+        _edit(tmp_path / file, line, change)
+    with pytest.raises(DataError, match=message):
         prepare_ferplus(tmp_path / "fer2013.csv", tmp_path / "fer2013new.csv", tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    fer = (tmp_path / "fer2013.csv").read_text().splitlines()
-    fer[3] = fer[3].replace(",", ",1 2 3,", 1).split(",1 2 3,")[0] + ",1 2 3," + fer[3].rsplit(",", 1)[1]
-    (tmp_path / "fer2013.csv").write_text("\n".join(fer) + "\n")
-    (tmp_path / "fer2013new.csv").write_text("\n".join(new) + "\n")
-    with pytest.raises(DataError, match="line 4: pixels must be 2304"):
-        prepare_ferplus(tmp_path / "fer2013.csv", tmp_path / "fer2013new.csv", tmp_path / "out")
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_prepare_skip_bad_writes_the_rest(ferplus_valid, tmp_path):
+    write_raw_pair(ferplus_valid, tmp_path, n=30)
+    _edit(tmp_path / "fer2013.csv", 2, lambda s: "0,1 2 3,Training")  # row 0, a Training face
+    with pytest.warns(UserWarning, match="line 2: pixels must be 2304"):
+        written = prepare_ferplus(tmp_path / "fer2013.csv", tmp_path / "fer2013new.csv", tmp_path / "out",
+                                  skip_bad=True)
+    assert written == {"FER2013Train": 9, "FER2013Valid": 10, "FER2013Test": 9}
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []  # no temporary folders

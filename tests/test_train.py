@@ -1,3 +1,5 @@
+"""One small end-to-end run on real faces: every output file, finite metrics, resume, no silent overwrite."""
+
 import csv
 import json
 import math
@@ -30,6 +32,9 @@ def test_train_end_to_end_and_resume(small_splits, tmp_path):
     for key in ("mae", "top1", "kl", "major8_acc"):
         assert math.isfinite(info["valid"][key])
     assert set(info["valid"]["class_mae"]) == set(side["classes"])
+    assert all(math.isfinite(x) for x in info["valid"]["class_mae"].values())
+    (row,) = csv.DictReader(open(out / "history.csv"))
+    assert all(math.isfinite(float(x)) for x in row.values()), row
 
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, log=lambda *_: None)
