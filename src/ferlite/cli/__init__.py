@@ -10,6 +10,7 @@ import click
 
 from ferlite.cli.demo import demo_cmd
 from ferlite.cli.eval import eval_cmd
+from ferlite.cli.export import export_cmd
 from ferlite.cli.prepare import prepare_cmd
 from ferlite.cli.train import train_cmd
 from ferlite.cli.weights import weights_cmd
@@ -26,6 +27,7 @@ main.add_command(eval_cmd, "eval")
 main.add_command(demo_cmd, "demo")
 main.add_command(prepare_cmd, "prepare")
 main.add_command(weights_cmd, "weights")
+main.add_command(export_cmd, "export")
 
 train_main = train_cmd
 eval_main = eval_cmd

@@ -1,0 +1,291 @@
+"""TFLite export: float32, float16 and full-integer int8, with calibration and a graph check.
+
+:func:`export_tflite` converts a Keras model (a registered name or a ``.keras`` path) with
+``tf.lite.TFLiteConverter.from_keras_model`` and writes ``OUTPUT.tflite`` plus its JSON
+sidecar ``OUTPUT.json`` (classes, input size, channels, quantization, source model), both
+atomically: on any error nothing is left behind.
+
+* ``none``: float32 weights and activations; uint8 input, float32 probabilities.
+* ``float16``: float16 weights, float32 compute; same input and output as ``none``.
+* ``int8``: full-integer quantization (``TFLITE_BUILTINS_INT8``) calibrated on real faces,
+  uint8 input (the face as it comes) and uint8 output, dequantized by
+  :mod:`ferlite.litert`. The converter sees a float-input twin of the model so that the
+  graph has no float op at all (:func:`float_fallbacks` checks that).
+
+Tensor names are stripped from the flatbuffer (they are only debugging aids), which keeps
+the default int8 model under 320 KB. TensorFlow is imported only inside :func:`export_tflite`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "QUANTIZE_MODES",
+    "calibration_faces",
+    "default_calibration_dir",
+    "default_output",
+    "export_tflite",
+    "float_fallbacks",
+]
+
+QUANTIZE_MODES = ("none", "float16", "int8")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+_SUFFIX = {"none": "-fp32", "float16": "-fp16", "int8": "-int8"}
+_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def default_output(model_path: str | os.PathLike, quantize: str) -> Path:
+    """The default export file name in the current folder: ``<model>-fp32.tflite``, ``<model>-fp16.tflite``
+    or ``<model>-int8.tflite`` (the last two are the names the weights registry uses)."""
+    _check_mode(quantize)
+    return Path(Path(model_path).stem + _SUFFIX[quantize] + ".tflite")
+
+
+def default_calibration_dir() -> Path | None:
+    """FER2013Valid of the shared data (``../shared/data/ferplus/FER2013Valid`` from the current folder
+    or from the source checkout), or None when it is not there."""
+    candidates = [Path.cwd().parent, Path(__file__).resolve().parents[3]]
+    for root in candidates:
+        folder = root / "shared" / "data" / "ferplus" / "FER2013Valid"
+        if (folder / "label.csv").is_file():
+            return folder
+    return None
+
+
+def calibration_faces(folder: str | os.PathLike | None, n: int, *, size: int = 48, channels: int = 1,
+                      seed: int = 0) -> tuple[np.ndarray, Path]:
+    """Up to ``n`` faces for int8 calibration, as a uint8 ``(n, size, size, channels)`` array.
+
+    Args:
+        folder: a FER+ split folder (``label.csv`` + PNGs) or a folder of face images (PNG, JPEG, ...);
+            None: :func:`default_calibration_dir`.
+        n: how many faces (a seeded random sample when the folder holds more).
+
+    Returns:
+        ``(faces, folder)``.
+
+    Raises:
+        FileNotFoundError: no folder given and no shared FER2013Valid, or the folder does not exist.
+        ValueError: the folder holds no images, or an image cannot be read.
+    """
+    import cv2
+
+    if n < 1:
+        raise ValueError(f"the number of calibration faces must be at least 1, got {n}")
+    root = Path(folder) if folder is not None else default_calibration_dir()
+    if root is None:
+        raise FileNotFoundError("int8 export needs calibration faces and the shared FER2013Valid folder is not "
+                                "there: pass a FER+ split folder or a folder of face images "
+                                "(calibration_data=DIR, --calibration-data DIR)")
+    if not root.is_dir():
+        raise FileNotFoundError(f"calibration data folder not found: {root}")
+    rng = np.random.default_rng(seed)
+    if (root / "label.csv").is_file():
+        from ferlite.data import read_ferplus_folder
+
+        images = read_ferplus_folder(root, skip_bad=True).images
+        images = images[np.sort(rng.choice(len(images), min(n, len(images)), replace=False))]
+    else:
+        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = [files[i] for i in np.sort(rng.choice(len(files), min(n, len(files)), replace=False))]
+        images = []
+        for p in files:
+            img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                raise ValueError(f"calibration image {p} is not a readable image")
+            images.append(img)
+    if len(images) == 0:
+        raise ValueError(f"no faces in {root}: expected a FER+ split folder (label.csv + PNGs) or a folder of "
+                         f"face images ({', '.join(IMAGE_SUFFIXES)})")
+    faces = np.stack([img if img.shape == (size, size) else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+                      for img in images])[..., None]
+    return (np.repeat(faces, 3, axis=-1) if channels == 3 else faces), root
+
+
+def float_fallbacks(model: str | os.PathLike | bytes) -> list[str]:
+    """Ops of a quantized ``.tflite`` model that compute in float: the empty list for a clean int8 graph.
+
+    Every op reading or writing a float tensor is reported, except QUANTIZE / DEQUANTIZE ops at the
+    edges (reading a model input or writing a model output). Inspected with LiteRT, without delegates.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+    interp = Interpreter(**source, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+    inputs = {d["index"] for d in interp.get_input_details()}
+    outputs = {d["index"] for d in interp.get_output_details()}
+    found = []
+    for op in interp._get_ops_details():
+        ins, outs = [i for i in op["inputs"] if i >= 0], [i for i in op["outputs"] if i >= 0]
+        kinds = [dtypes[i].name for i in ins + outs]
+        if not any(dtypes[i].kind == "f" for i in ins + outs):
+            continue
+        if op["op_name"] in _EDGE_OPS and (inputs.intersection(ins) or outputs.intersection(outs)):
+            continue
+        found.append(f"op {op['index']} {op['op_name']} ({', '.join(kinds)})")
+    return found
+
+
+def _check_mode(quantize: str) -> None:
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantize mode {quantize!r}; expected one of {', '.join(QUANTIZE_MODES)}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _float_input_twin(model):
+    """The same layers (shared weights) behind a float32 input, so int8 conversion needs no CAST."""
+    import keras
+
+    inp = keras.Input(shape=model.input_shape[1:], dtype="float32", name=model.inputs[0].name)
+    return keras.models.clone_model(model, input_tensors=inp, clone_function=lambda layer: layer)
+
+
+def _convert(model, quantize: str, faces: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
+    if quantize == "int8":
+        model = _float_input_twin(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        def representative():
+            for face in faces:
+                yield [face[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return converter.convert()
+
+
+def _strip_names(content: bytes) -> bytes:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _io_info(detail: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {"dtype": np.dtype(detail["dtype"]).name, "shape": [int(d) for d in detail["shape"]],
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def _check_tflite(content: bytes, quantize: str) -> tuple[dict, dict]:
+    """Load the converted model in LiteRT; for int8, require uint8 I/O and no float op; return I/O details."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=content)
+    inp, out = _io_info(interp.get_input_details()[0]), _io_info(interp.get_output_details()[0])
+    if quantize == "int8":
+        if (inp["dtype"], out["dtype"]) != ("uint8", "uint8"):
+            raise RuntimeError(f"int8 conversion gave {inp['dtype']} input and {out['dtype']} output, "
+                               "expected uint8 and uint8")
+        fallbacks = float_fallbacks(content)
+        if fallbacks:
+            raise RuntimeError("int8 conversion left float ops in the graph body: " + "; ".join(fallbacks))
+    return inp, out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os.PathLike, quantize: str = "none",
+                  calibration_data: str | os.PathLike | None = None, num_calibration: int = 300,
+                  seed: int = 0) -> Path:
+    """Export a Keras model to ``output`` (a ``.tflite`` path) and write its sidecar ``output.json``.
+
+    Args:
+        model_path_or_name: a registered weights name, a ``.keras`` path, or None for the default model.
+        output: the ``.tflite`` file to write (its folder is created if needed).
+        quantize: ``"none"`` (float32), ``"float16"`` or ``"int8"`` (full integer, uint8 in and out).
+        calibration_data: int8 only: a FER+ split folder or a folder of face images; None: the shared
+            FER2013Valid (see :func:`default_calibration_dir`).
+        num_calibration: int8 only: how many faces calibrate the activation ranges.
+        seed: int8 only: which faces are drawn.
+
+    Returns:
+        The path of the written ``.tflite`` file.
+
+    Raises:
+        ValueError: unknown ``quantize``, an output not ending in ``.tflite``, a model that is not ``.keras``,
+            or unusable calibration data.
+        FileNotFoundError: the model or the calibration folder does not exist.
+        RuntimeError: the int8 graph is not fully integer.
+    """
+    from ferlite import weights
+    from ferlite.runtime import _default_classes, read_sidecar
+    from ferlite.train import write_sidecar
+
+    _check_mode(quantize)
+    out = Path(output)
+    if out.suffix != ".tflite":
+        raise ValueError(f"output must be a .tflite file, got {str(out)!r}")
+    src = weights.resolve_model(model_path_or_name)
+    if src.suffix != ".keras":
+        raise ValueError(f"can only export a Keras model (.keras), got {src}")
+    if out.with_suffix(".json").resolve() == src.with_suffix(".json").resolve():
+        raise ValueError(f"output {out} would overwrite {src.with_suffix('.json')}, the sidecar of the source "
+                         "model: choose another name")
+    import keras  # only now: bad arguments are refused without the slow TensorFlow import
+
+    model = keras.models.load_model(src, compile=False)
+    size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
+    faces, calib_dir = None, None
+    if quantize == "int8":
+        faces, calib_dir = calibration_faces(calibration_data, num_calibration, size=size, channels=channels,
+                                             seed=seed)
+    content = _strip_names(_convert(model, quantize, faces))
+    inp, outp = _check_tflite(content, quantize)
+
+    source_info = read_sidecar(src) or weights.sidecar_for(src)
+    classes = list(source_info.get("classes") or _default_classes(int(model.output_shape[-1])))
+    sidecar = {
+        "name": out.stem,
+        "format": "tflite",
+        "quantization": quantize,
+        "classes": classes,
+        "input_size": size,
+        "channels": channels,
+        "input": inp,
+        "output": outp,
+        "size_bytes": len(content),
+        "source_model": {"file": src.name, "name": source_info.get("name", src.stem), "sha256": _sha256(src),
+                         **{k: source_info[k] for k in ("architecture", "alpha") if k in source_info}},
+    }
+    if quantize == "int8":
+        sidecar["calibration"] = {"data": calib_dir.name, "faces": len(faces), "seed": seed}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out, content)
+    try:
+        write_sidecar(out.with_suffix(".json"), sidecar)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return out

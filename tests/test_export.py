@@ -1,0 +1,208 @@
+"""TFLite export: the three formats, sidecars, the int8 graph check, parity with Keras, bad inputs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferlite import metrics as M
+from ferlite.cli import main
+from ferlite.export import QUANTIZE_MODES, calibration_faces, default_output, export_tflite, float_fallbacks
+from ferlite.labels import votes_to_targets
+from ferlite.runtime import load_predictor
+
+BUNDLED = Path(__file__).resolve().parents[1] / "src" / "ferlite" / "pretrained" / "ferplus-mfn-1.0.keras"
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """A FERLITE_HOME for the module-scoped fixtures (the per-test one is not set up yet when they run)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERLITE_HOME", str(tmp_path_factory.mktemp("home")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def valid_faces(ferplus_valid, module_home):
+    """All 3,579 FER2013Valid faces."""
+    from ferlite.data import read_ferplus_folder
+
+    return read_ferplus_folder(ferplus_valid)
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(ferplus_train_sample, tmp_path_factory, module_home) -> Path:
+    """MobileFaceNet alpha 0.25 after 40 training steps on the 1,000-face train sample (outputs far from uniform)."""
+    import keras
+
+    from ferlite.data import read_ferplus_folder
+    from ferlite.models import create_model
+
+    keras.utils.set_random_seed(0)
+    faces = read_ferplus_folder(ferplus_train_sample)
+    t = votes_to_targets(faces.votes, "seed9", 9)
+    x, y = faces.images[t.keep][..., None], t.targets
+    model = create_model("mobilefacenet", alpha=0.25, num_classes=9)
+    model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy", jit_compile=False)
+    for step in range(40):  # train_on_batch traces once; fit() would trace again per call
+        i = (step * 64) % (len(x) - 64)
+        model.train_on_batch(x[i:i + 64], y[i:i + 64])
+    path = tmp_path_factory.mktemp("trained") / "tiny-trained.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_folder(ferplus_valid, tmp_path_factory) -> Path:
+    """120 real face PNGs in a plain folder (no label.csv): the 'folder of images' calibration source."""
+    dest = tmp_path_factory.mktemp("faces")
+    for p in sorted(ferplus_valid.glob("*.png"))[-120:]:
+        shutil.copy(p, dest / p.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def exports(trained_tiny, image_folder, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("exports")
+    return {q: export_tflite(trained_tiny, out / f"tiny-{q}.tflite", q, calibration_data=image_folder,
+                             num_calibration=100)
+            for q in QUANTIZE_MODES}
+
+
+def test_three_formats_with_sidecars(exports, trained_tiny):
+    sizes = {}
+    for q, path in exports.items():
+        side = json.loads(path.with_suffix(".json").read_text())
+        assert side["quantization"] == q and side["format"] == "tflite"
+        assert side["classes"] == list(load_predictor(trained_tiny).classes)
+        assert (side["input_size"], side["channels"]) == (48, 1)
+        assert side["source_model"]["file"] == trained_tiny.name
+        assert len(side["source_model"]["sha256"]) == 64
+        assert side["input"]["dtype"] == "uint8"
+        assert side["output"]["dtype"] == ("uint8" if q == "int8" else "float32")
+        assert side["size_bytes"] == path.stat().st_size
+        sizes[q] = path.stat().st_size
+    assert json.loads(exports["int8"].with_suffix(".json").read_text())["calibration"]["faces"] == 100
+    assert max(sizes["int8"], sizes["float16"]) < sizes["none"]
+    folder = exports["none"].parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"tiny-{q}{ext}" for q in QUANTIZE_MODES for ext in (".tflite", ".json"))
+
+
+def test_int8_graph_has_no_float_ops(exports):
+    assert float_fallbacks(exports["int8"]) == []
+    assert float_fallbacks(exports["int8"].read_bytes()) == []
+    found = float_fallbacks(exports["none"])
+    assert any("CONV_2D" in f for f in found) and any("SOFTMAX" in f for f in found)
+
+
+def test_float_exports_match_keras(exports, trained_tiny, valid_faces):
+    x = valid_faces.images[:256, :, :, None]
+    ref = load_predictor(trained_tiny).predict(x)
+    assert ref.std(axis=0).mean() > 0.01, "the trained fixture should not give near-constant outputs"
+    np.testing.assert_allclose(load_predictor(exports["none"]).predict(x), ref, atol=2e-5)
+    np.testing.assert_allclose(load_predictor(exports["float16"]).predict(x), ref, atol=5e-3)
+
+
+def test_int8_export_tracks_keras(exports, trained_tiny, valid_faces):
+    x = valid_faces.images[:300, :, :, None]
+    ref = load_predictor(trained_tiny).predict(x)
+    q = load_predictor(exports["int8"]).predict(x)
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(q - ref).mean() < 0.01
+    assert (q.argmax(axis=1) == ref.argmax(axis=1)).mean() > 0.9
+
+
+@pytest.fixture(scope="module")
+def bundled_int8(ferplus_valid, tmp_path_factory, module_home) -> Path:
+    """``ferlite export --format tflite --quantize int8`` with every default: the default model, the default
+    output name in the current folder, calibration on the shared FER2013Valid."""
+    if not BUNDLED.is_file():
+        pytest.skip(f"bundled default model absent ({BUNDLED})")
+    folder = tmp_path_factory.mktemp("cli-default")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        res = CliRunner().invoke(main, ["export", "--format", "tflite", "--quantize", "int8"])
+    assert res.exit_code == 0, res.output
+    return folder / "ferplus-mfn-1.0-int8.tflite"
+
+
+def test_cli_export_defaults(bundled_int8):
+    side = json.loads(bundled_int8.with_suffix(".json").read_text())
+    assert side["source_model"]["name"] == "ferplus-mfn-1.0" and side["quantization"] == "int8"
+    assert side["calibration"] == {"data": "FER2013Valid", "faces": 300, "seed": 0}
+    assert sorted(p.name for p in bundled_int8.parent.iterdir()) == ["ferplus-mfn-1.0-int8.json",
+                                                                     "ferplus-mfn-1.0-int8.tflite"]
+
+
+def test_bundled_int8_parity_on_fer2013valid(bundled_int8, valid_faces):
+    """The issue's limits, on all of FER2013Valid (on 300 faces, sampling noise alone moves top-1 by >1 point in
+    ~40% of random subsets): int8 within 0.003 MAE and 1 point top-1 / major8 of Keras; file at most 320 KB."""
+    assert bundled_int8.stat().st_size <= 320_000
+    assert float_fallbacks(bundled_int8) == []
+    x = valid_faces.images[..., None]
+    keras_p, int8_p = load_predictor(BUNDLED).predict(x), load_predictor(bundled_int8).predict(x)
+    t = votes_to_targets(valid_faces.votes, "seed9", 9)
+    assert abs(M.mae(t.targets, int8_p[t.keep]) - M.mae(t.targets, keras_p[t.keep])) <= 0.003
+    assert abs(M.top1(t.targets, int8_p[t.keep]) - M.top1(t.targets, keras_p[t.keep])) <= 0.01
+    assert abs(M.major8_accuracy(valid_faces.votes, int8_p)[0] - M.major8_accuracy(valid_faces.votes, keras_p)[0]) \
+        <= 0.01
+
+
+def test_calibration_sources(valid_subset, image_folder, tmp_path):
+    faces, root = calibration_faces(valid_subset, 50, size=64, channels=3)
+    assert faces.shape == (50, 64, 64, 3) and faces.dtype == np.uint8 and root == valid_subset
+    assert np.array_equal(faces[..., 0], faces[..., 2])
+    faces, _ = calibration_faces(image_folder, 500)
+    assert faces.shape == (120, 48, 48, 1)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="no faces in"):
+        calibration_faces(junk, 10)
+    (junk / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png is not a readable image"):
+        calibration_faces(junk, 10)
+    with pytest.raises(FileNotFoundError, match="calibration data folder not found"):
+        calibration_faces(tmp_path / "missing", 10)
+
+
+def test_bad_inputs_leave_no_file(tiny_model_path, tmp_path):
+    out = tmp_path / "out" / "m.tflite"
+    with pytest.raises(ValueError, match=r"unknown quantize mode 'int4'; expected one of none, float16, int8"):
+        export_tflite(tiny_model_path, out, "int4")
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        export_tflite(tmp_path / "missing.keras", out)
+    with pytest.raises(ValueError, match=r"output must be a \.tflite file, got .*m\.onnx"):
+        export_tflite(tiny_model_path, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="would overwrite .*tiny.json, the sidecar of the source model"):
+        export_tflite(tiny_model_path, tiny_model_path.with_suffix(".tflite"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no faces in"):
+        export_tflite(tiny_model_path, out, "int8", calibration_data=empty)
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
+def test_default_output_names():
+    assert default_output("a/ferplus-mfn-1.0.keras", "int8") == Path("ferplus-mfn-1.0-int8.tflite")
+    assert default_output("ferplus-mfn-1.0.keras", "float16") == Path("ferplus-mfn-1.0-fp16.tflite")
+    assert default_output("m.keras", "none") == Path("m-fp32.tflite")
+
+
+def test_cli_export_errors(tiny_model_path, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["export", "--model", str(tiny_model_path), "--quantize", "int4"])
+    assert res.exit_code == 2 and "'int4' is not one of 'none', 'float16', 'int8'" in res.output
+    res = runner.invoke(main, ["export", "--model", str(tmp_path / "no.keras"), "--output", str(tmp_path / "x.tflite")])
+    assert res.exit_code == 1 and "no model file" in res.output and not (tmp_path / "x.tflite").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(main, ["export", "--model", str(tiny_model_path), "--quantize", "int8",
+                               "--calibration-data", str(empty), "--output", str(tmp_path / "x.tflite")])
+    assert res.exit_code == 1 and f"no faces in {empty}" in res.output and not (tmp_path / "x.tflite").exists()
