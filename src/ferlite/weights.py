@@ -105,9 +105,11 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
            sha256="50c6e4348ed08a31ab221851ef0537220dc7ed3423b51de46cb8ae6570cd1781",
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0836, "top1": 0.694, "major8_acc": 0.727}),
     _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
-           sha256=None, metrics={}),
+           sha256="620f2e9cf80856bdac5cc3d3c646800fad04e3cebb1b40c2df265ad9bbaa5b7c",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0699, "top1": 0.758, "major8_acc": 0.798}),
     _model("ferplus-mfn-1.0-fp16", "tflite", "ferplus-mfn-1.0 as TFLite with float16 weights: float32 probabilities",
-           sha256=None, metrics={}),
+           sha256="53e401a1055acfdbe7404f5c749bc9af6c43a192d319c0dde05819722e969dd7",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0684, "top1": 0.761, "major8_acc": 0.800}),
     WeightsEntry(
         "blaze-face-short-range", "blaze_face_short_range.tflite",
         "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
