@@ -133,7 +133,7 @@ def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
     proc = subprocess.run([*cmd, "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert "model ferplus-mfn-1.0.keras" in proc.stdout and "detector haar" in proc.stdout
+    assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector haar" in proc.stdout
     assert "falling back to OpenCV's Haar cascade" in proc.stderr
     assert "astronaut: 1 face(s)" in proc.stdout and "1 image(s) read, 0 skipped, 1 face(s) found" in proc.stdout
     assert (tmp_path / "out" / "astronaut_annotated.png").is_file()

@@ -65,10 +65,13 @@ class Recognizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, *, detector: str = "auto",
                         min_score: float = DEFAULT_MIN_SCORE, geometry: CropGeometry | None = None) -> Recognizer:
-        """Load a registered model name, a ``.keras``/``.tflite`` path, or (None) the default pretrained model."""
+        """Load a registered model name, a ``.keras``/``.tflite`` path, or (None) the default pretrained model
+        in its float16 TFLite form (:data:`ferlite.weights.DEFAULT_INFERENCE_MODEL`: same accuracy, no TensorFlow)."""
+        from ferlite.weights import DEFAULT_INFERENCE_MODEL
+
         options = FaceDetectorOptions(detector=detector, min_score=min_score)  # validate before the slow load
-        return cls(load_predictor(name_or_path), detector=options.detector, min_score=options.min_score,
-                   geometry=geometry)
+        model = DEFAULT_INFERENCE_MODEL if name_or_path is None else name_or_path
+        return cls(load_predictor(model), detector=options.detector, min_score=options.min_score, geometry=geometry)
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -39,7 +39,6 @@ def mobilefacenet(
     activation: str = "leaky_relu",
     leaky_slope: float = 0.3,
     bn_momentum: float = 0.99,
-    head: str = "gdc",
 ) -> keras.Model:
     """MobileFaceNet (reference FER+ layout): 16 separable blocks, global depthwise conv, ~12 M MACs at 48x48."""
     inputs, x = uint8_input(input_size, channels)
@@ -47,12 +46,9 @@ def mobilefacenet(
     x = conv_bn(x, scaled_width(64, alpha), 3, 2, "stem", **act)
     for i, (width, stride) in enumerate(BLOCKS, start=1):
         x = separable_block(x, scaled_width(width, alpha), stride, f"block{i}", **act)
-    if head == "gdc":
-        kernel = input_size // 16
-        x = layers.DepthwiseConv2D(kernel, padding="valid", use_bias=True, depthwise_initializer=depthwise_init(kernel),
-                                   name="gdc")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, name="gdc_bn")(x)
-    else:
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    kernel = input_size // 16
+    x = layers.DepthwiseConv2D(kernel, padding="valid", use_bias=True, depthwise_initializer=depthwise_init(kernel),
+                               name="gdc")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="gdc_bn")(x)
     outputs = classifier_head(x, num_classes, dropout)
     return keras.Model(inputs, outputs, name=f"mobilefacenet_{alpha:g}")
