@@ -508,9 +508,9 @@ def make_dataset(
 ):
     """A ``tf.data.Dataset`` of ``(uint8 images (B, S, S, C), float32 targets (B, K))`` batches.
 
-    Training datasets shuffle (reshuffled every pass) and augment on the graph with
-    stateless random ops, so the same ``seed`` gives the same batches. ``repeat=True``
-    makes the dataset endless, for ``fit(steps_per_epoch=...)``. Evaluation datasets
+    Training datasets shuffle and augment on the graph with stateless random ops, so the same
+    ``seed`` gives the same batches. ``repeat=True`` makes the dataset endless (reshuffled every
+    pass), for ``fit(steps_per_epoch=...)``; without it every iterator yields the same order. Evaluation datasets
     keep the input order and never augment.
     """
     import tensorflow as tf
@@ -524,8 +524,8 @@ def make_dataset(
     if isinstance(augment, str):
         augment = AugmentConfig.preset(augment)
     ds = tf.data.Dataset.from_tensor_slices((images, targets))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if training:  # one pass: the same order for every iterator (a distribution strategy may open several)
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=repeat)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=training)

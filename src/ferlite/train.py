@@ -19,7 +19,9 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,7 @@ import numpy as np
 
 from ferlite import metrics as M
 from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
+from ferlite.distribute import STRATEGIES
 from ferlite.labels import TARGET_MODES, sample_probability_targets
 
 __all__ = ["TrainConfig", "train", "write_sidecar", "evaluate_arrays"]
@@ -67,7 +70,16 @@ class TrainConfig:
     freeze_backbone: int = 0
     resume: bool = False
     skip_bad: bool = False
+    strategy: str = "auto"
+    scale_lr: bool = False
     model_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def peak_lr(self) -> float:
+        """``lr``, or with ``scale_lr`` the linear scaling rule's ``lr * batch_size / 128``."""
+        from ferlite.distribute import scaled_lr
+
+        return scaled_lr(self.lr, self.batch_size) if self.scale_lr else self.lr
 
     def check(self) -> None:
         """Raise ValueError naming the first invalid option."""
@@ -79,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.opt!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if not 0 <= self.freeze_backbone < self.epochs:
             raise ValueError(f"freeze_backbone must be in 0..epochs-1, got {self.freeze_backbone}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -89,24 +103,23 @@ class TrainConfig:
 def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict, np.ndarray]:
     """Predict ``faces`` with a Keras model; return (metrics dict, predictions).
 
-    The metrics are those of :func:`ferlite.evaluate.score` (``seed9`` over the model's classes, major8).
+    The metrics are those of :func:`ferlite.evaluate.score_faces` (FER+ protocols for a FER+ folder, the
+    normalised votes for a CSV dataset) for a model with the data's classes.
     """
-    from ferlite.evaluate import score
+    import keras
+
+    from ferlite.evaluate import score_faces
     from ferlite.labels import FERPLUS_CLASSES
 
     size, channels = model.input_shape[1], model.input_shape[-1]
     ds = make_dataset(faces.images, np.zeros((len(faces), 1), np.float32), batch_size=batch_size,
                       input_size=size, channels=channels)
-    pred = model.predict(ds.map(lambda x, y: x), verbose=0)
-    if faces.is_ferplus:
-        r = score(faces.votes, pred, FERPLUS_CLASSES[: pred.shape[1]])
-        keys = ("n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae")
-        return {k: r[k] for k in keys}, pred
-    _, t = faces.targets()
-    p = pred[t.keep]
-    return {"n": int(t.keep.sum()), "mae": M.mae(t.targets, p), "top1": M.top1(t.targets, p),
-            "kl": M.kl_divergence(t.targets, p), "major8_acc": float("nan"), "major8_n": 0,
-            "class_mae": dict(zip(faces.classes, map(float, M.class_mae(t.targets, p))))}, pred
+    # plain calls, not model.predict: under a multi-worker strategy predict would shard the data over workers
+    pred = np.concatenate([keras.ops.convert_to_numpy(model(x, training=False)) for x, _ in ds])
+    classes = FERPLUS_CLASSES[: pred.shape[1]] if faces.is_ferplus else faces.classes
+    r = score_faces(faces, pred, classes)
+    keys = ("n", "mae", "top1", "kl", "major8_acc", "major8_n", "class_mae")
+    return {k: r[k] for k in keys}, pred
 
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int | None = None):
@@ -116,11 +129,11 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int, epochs: int | None = None
     warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total - 1, 0))
     if cfg.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=cfg.lr * (0.01 if warmup else 1.0), decay_steps=max(total - warmup, 1),
-            alpha=0.0, warmup_target=cfg.lr if warmup else None, warmup_steps=warmup,
+            initial_learning_rate=cfg.peak_lr * (0.01 if warmup else 1.0), decay_steps=max(total - warmup, 1),
+            alpha=0.0, warmup_target=cfg.peak_lr if warmup else None, warmup_steps=warmup,
         )
     else:
-        lr = cfg.lr
+        lr = cfg.peak_lr
     if cfg.opt == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay or None)
     if cfg.opt == "adam":
@@ -157,6 +170,43 @@ def _transfer_weights(model, source: str) -> list[str]:
             continue
         layer.set_weights(src.get_weights())
     return missed
+
+
+def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int) -> dict:
+    """One epoch of a plain distributed training loop, for MultiWorkerMirroredStrategy, whose ``model.fit`` Keras 3
+    does not support (keras-team/keras#20585). Each replica averages its loss over the global batch; the optimizer
+    all-reduces the gradients. Returns the epoch's ``loss``, ``mae``, ``top1`` and ``kl`` as ``fit`` reports them."""
+    import tensorflow as tf
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            p = model(x, training=True)
+            per_face = loss.call(y, p)
+            mean_loss = tf.nn.compute_average_loss(per_face, global_batch_size=global_batch)
+        grads = tape.gradient(mean_loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        yc, pc = tf.clip_by_value(y, 1e-7, 1.0), tf.clip_by_value(p, 1e-7, 1.0)  # as keras.metrics.KLDivergence
+        hits = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), tf.float32)
+        return tf.stack([tf.reduce_sum(per_face), tf.reduce_sum(tf.reduce_mean(tf.abs(y - p), -1)),
+                         tf.reduce_sum(hits), tf.reduce_sum(yc * tf.math.log(yc / pc))])
+
+    @tf.function
+    def run(x, y):
+        return strategy.reduce("SUM", strategy.run(step, args=(x, y)), axis=None)
+
+    sums = np.zeros(4)
+    for x, y in strategy.experimental_distribute_dataset(ds.take(steps)):
+        sums += run(x, y).numpy()
+    return dict(zip(("loss", "mae", "top1", "kl"), sums / (steps * global_batch), strict=True))
+
+
+def _sync_batch_norm(model, on: bool) -> None:
+    """Batch norm over the global batch (statistics all-reduced across replicas) when ``on``."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = on
 
 
 def _set_backbone_trainable(model, trainable: bool) -> None:
@@ -230,19 +280,41 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         cfg: the run's options.
         command: the command line to record in the sidecar (defaults to ``sys.argv``).
         log: where progress lines go.
+
+    Under a multi-worker strategy every worker runs this with the same ``cfg``; only the chief writes
+    the run folder (the others write scratch copies to a temporary folder, removed at the end), and
+    ``resume`` reads the chief's checkpoint from ``cfg.output_dir`` (a shared filesystem).
     """
+    from ferlite.distribute import is_chief, make_strategy, worker_id
+
+    cfg.check()
+    strategy = make_strategy(cfg.strategy)
+    run_dir = _output_dir(cfg)
+    state_file = run_dir / "state.json"
+    if cfg.resume and not state_file.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint to resume in {run_dir} (expected {state_file})")
+    if not cfg.resume and (run_dir / "last.keras").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another "
+                              "--output-dir")
+    if is_chief(strategy):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with strategy.scope():
+            return _train(cfg, strategy, run_dir, run_dir, command, log)
+    task_type, task_id = worker_id(strategy)
+    scratch = Path(tempfile.mkdtemp(prefix=f"ferlite-{task_type}{task_id}-"))
+    try:
+        with strategy.scope():
+            return _train(cfg, strategy, scratch, run_dir, command, lambda msg: log(f"[{task_type} {task_id}] {msg}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | None, log) -> dict:
+    """The training run of :func:`train` inside ``strategy``'s scope: writes to ``out``, resumes from ``run_dir``."""
     import keras
     import tensorflow as tf
 
-    cfg.check()
-    out = _output_dir(cfg)
-    state_file = out / "state.json"
-    if cfg.resume and not state_file.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} (expected {state_file})")
-    if not cfg.resume and (out / "last.keras").exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --output-dir")
-    out.mkdir(parents=True, exist_ok=True)
-
+    replicas = strategy.num_replicas_in_sync
     read = dict(skip_bad=cfg.skip_bad, size=cfg.img_size, channels=cfg.channels)
     train_faces = read_dataset(cfg.train, **read)
     val_faces = read_dataset(cfg.val, **read)
@@ -252,7 +324,8 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
     x_train, t = train_faces.targets(cfg.target_mode, cfg.num_classes)
     n_cls = t.targets.shape[1]
     log(f"train: {len(x_train)} faces kept by {cfg.target_mode} ({t.dropped} dropped), {n_cls} classes; "
-        f"valid: {len(val_faces)} faces")
+        f"valid: {len(val_faces)} faces; global batch {cfg.batch_size} on {replicas} replica(s), "
+        f"peak lr {cfg.peak_lr:g}")
     steps = len(x_train) // cfg.batch_size
     if steps < 1:
         raise ValueError(f"{len(x_train)} training faces are fewer than one batch of {cfg.batch_size}")
@@ -260,15 +333,19 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
     start_epoch, state = 0, {}
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
-        state = json.loads(state_file.read_text())
+        state = json.loads((run_dir / "state.json").read_text())
         start_epoch = int(state["epoch"])
-        model = keras.models.load_model(out / "last.keras")
-        log(f"resuming {out} at epoch {start_epoch + 1}")
+        model = keras.models.load_model(run_dir / "last.keras")
+        _sync_batch_norm(model, replicas > 1)
+        if cfg.resume and not (out / "history.csv").is_file():  # a worker's scratch folder
+            shutil.copy(run_dir / "history.csv", out / "history.csv")
+        log(f"resuming {run_dir} at epoch {start_epoch + 1} on {replicas} replica(s)")
     else:
         from ferlite.models import create_model
 
         model = create_model(cfg.model, alpha=cfg.alpha, input_size=cfg.img_size, channels=cfg.channels,
                              num_classes=n_cls, **cfg.model_kwargs)
+        _sync_batch_norm(model, replicas > 1)
         if cfg.init_weights:
             missed = _transfer_weights(model, cfg.init_weights)
             if missed:
@@ -282,8 +359,11 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         targets = t.targets
         if cfg.target_mode == "probability":
             targets = sample_probability_targets(targets, np.random.default_rng(epoch_seed))
-        return make_dataset(x_train, targets, batch_size=cfg.batch_size, training=True, augment=cfg.aug,
-                            input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, repeat=True)
+        ds = make_dataset(x_train, targets, batch_size=cfg.batch_size, training=True, augment=cfg.aug,
+                          input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed)
+        options = tf.data.Options()  # workers take their share of each global batch
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
 
     history_file = out / "history.csv"
     best = {"mae": state.get("best_mae") or math.inf, "major8": state.get("best_major8") or -math.inf}
@@ -295,7 +375,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.5, patience=3, min_lr=1e-6)
     plateau.set_model(model)
     run_start = time.time()
-    val, ds = {}, None
+    val = {}
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.freeze_backbone and epoch == cfg.freeze_backbone:
             _set_backbone_trainable(model, True)
@@ -303,14 +383,16 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
                           metrics=M.keras_metrics())
             log(f"epoch {epoch + 1}: backbone unfrozen, fine-tuning every layer")
         t0 = time.time()
-        if ds is None or cfg.target_mode == "probability":
-            ds = train_dataset(cfg.seed * 100003 + epoch)
-        h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
-                      verbose=1 if sys.stdout.isatty() else 0)
+        ds = train_dataset(cfg.seed * 100003 + epoch)  # this epoch's order and augmentation depend on the seed only
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            row = _multiworker_epoch(model, strategy, ds, _loss(cfg), steps, cfg.batch_size)
+        else:
+            h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
+                          verbose=1 if sys.stdout.isatty() else 0)
+            row = {k: h.history[k][-1] for k in ("loss", "mae", "top1", "kl")}
         seconds = time.time() - t0
         val, _ = evaluate_arrays(model, val_faces)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        row = {k: h.history[k][-1] for k in ("loss", "mae", "top1", "kl")}
         row.update(epoch=epoch + 1, val_mae=val["mae"], val_top1=val["top1"], val_kl=val["kl"],
                    val_major8=val["major8_acc"], lr=lr, seconds=round(seconds, 1))
         with open(history_file, "a", newline="") as f:
@@ -328,7 +410,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
         if cfg.schedule == "plateau":
             plateau.on_epoch_end(epoch, {"val_mae": val["mae"]})
         model.save(out / "last.keras")
-        write_sidecar(state_file, {"epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"],
+        write_sidecar(out / "state.json", {"epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"],
                                    "wait": wait})
         done = epoch + 1 - start_epoch
         eta = (time.time() - run_start) / done * (cfg.epochs - epoch - 1)
@@ -341,6 +423,7 @@ def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
 
     _plot_curves(history_file, out / "curves.png")
     best_model = keras.models.load_model(out / "best_mae.keras", compile=False)  # no optimizer state
+    _sync_batch_norm(best_model, False)
     best_info = json.loads((out / "best_mae.json").read_text())
     best_model.save(out / "model.keras")
     sidecar = {

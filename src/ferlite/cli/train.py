@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ferlite.distribute import STRATEGIES
 from ferlite.labels import TARGET_MODES
 
 
@@ -58,6 +59,12 @@ def _command_line() -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
 @click.option("--skip-bad", is_flag=True,
               help="Skip unreadable images and malformed rows (counted) instead of stopping.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+              help="tf.distribute strategy: auto (mirrored over GPUs when more than one, else default), default, "
+                   "mirrored (all GPUs, or all logical CPUs), multiworker (configured by TF_CONFIG).")
+@click.option("--scale-lr", is_flag=True,
+              help="Apply the linear scaling rule: peak lr = --lr x --batch-size / 128 (--batch-size is the global "
+                   "batch).")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train
