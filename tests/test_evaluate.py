@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import copy_split
 
-from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score
+from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score, score_distribution
 
 # FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 VOTES = np.array([
@@ -75,6 +75,21 @@ def test_score_eight_classes_drops_faces_without_emotion_votes():
     assert list(s["class_mae"]) == list(CLASSES9[:8])
     # the same votes under the 9-class protocol keep all three faces (F and G have unknown votes)
     assert score(votes, np.full((3, 9), 1 / 9), CLASSES9)["n"] == 3
+
+
+def test_score_distribution_any_classes_hand_worked():
+    targets = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    probs = np.array([[0.5, 0.5, 0.0], [0.0, 0.2, 0.8]])
+    s = score_distribution(targets, probs, ("cat", "dog", "owl"))
+    # |t - p|: face 1 .5+.5+0 = 1.0, face 2 0+.3+.3 = .6 -> 1.6 over 2 faces x 3 classes
+    assert s["mae"] == pytest.approx(1.6 / 6)
+    assert s["class_mae"] == pytest.approx({"cat": 0.25, "dog": 0.4, "owl": 0.15})
+    # argmax: face 1 cat vs cat (hit; tie .5/.5 goes to the first), face 2 dog (tie -> first) vs owl (miss)
+    assert s["top1"] == pytest.approx(0.5)
+    assert s["confusion"].tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    assert math.isnan(s["major8_acc"]) and s["major8_n"] == 0 and (s["n"], s["faces"], s["dropped"]) == (2, 2, 0)
+    with pytest.raises(ValueError, match=r"must both have shape \(N, 2\)"):
+        score_distribution(targets, probs, ("cat", "dog"))
 
 
 def test_score_rejects_bad_input():

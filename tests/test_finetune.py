@@ -5,7 +5,9 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from ferlite.cli import eval_main
 from ferlite.data import DataError, read_csv_dataset
 from ferlite.train import TrainConfig, train
 
@@ -75,3 +77,22 @@ def test_finetune_default_model_on_7_classes(ferplus_train_sample, ferplus_valid
     rec = Recognizer.from_pretrained(out / "model.keras")
     probs = rec.predict(ferplus_valid / sorted(p.name for p in ferplus_valid.glob("*.png"))[0])
     assert list(probs) == FER2013 and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+    # ferlite-eval scores the CSV dataset with the model's own classes, as training's validation did
+    result = CliRunner().invoke(eval_main, ["--data", str(val_csv), "--model", str(out / "model.keras"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["classes"] == FER2013 and report["n"] == 64 and report["major8_acc"] is None
+    for key in ("mae", "top1", "kl"):
+        assert report[key] == pytest.approx(info["valid"][key], abs=1e-5)
+    assert sum(map(sum, report["confusion_matrix"])) == 64
+    human = CliRunner().invoke(eval_main, ["--data", str(val_csv), "--model", str(out / "model.keras")])
+    assert "Total MAE" in human.output and "major8 accuracy (FER+ majority protocol): n/a" in human.output
+
+    # a CSV whose columns are not the model's classes is refused, naming both
+    rows = list(csv.reader(open(val_csv)))
+    rows[0][1:] = list(reversed(FER2013))
+    csv.writer(open(tmp_path / "val" / "swapped.csv", "w", newline="")).writerows(rows)
+    bad = CliRunner().invoke(eval_main, ["--data", str(tmp_path / "val" / "swapped.csv"), "--model",
+                                         str(out / "model.keras")])
+    assert bad.exit_code != 0 and "are not the model's" in bad.output and "'neutral', 'surprise'" in bad.output

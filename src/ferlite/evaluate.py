@@ -1,6 +1,6 @@
-"""Scoring a model on a FER+ split: metrics under the documented protocols, reports and plots.
+"""Scoring a model on a dataset: metrics under the documented protocols, reports and plots.
 
-Protocols:
+Protocols for a FER+ split folder:
 
 * ``mae``, ``top1``, ``kl``, ``class_mae`` and the confusion matrix use ``seed9`` over the
   model's classes: NF dropped, the counts of the model's classes normalised to sum 1, faces
@@ -12,6 +12,10 @@ Protocols:
 
 Only models whose classes are the FER+ ones (the 8 emotions, or those and ``unknown``) can be
 scored against FER+ votes.
+
+A generic CSV dataset (see :func:`ferlite.data.read_csv_dataset`) is scored against each row's
+normalised votes, with the same ``mae``, ``top1``, ``kl``, ``class_mae`` and confusion matrix;
+its classes must be the model's, in the same order, and ``major8_acc`` does not apply (``major8_n`` 0).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
-from ferlite.data import DataError, read_ferplus_folder
+from ferlite.data import DataError, FaceSet, read_dataset
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
 from ferlite.runtime import Predictor, load_predictor
 from ferlite.weights import DEFAULT_MODEL
 
-__all__ = ["EvalReport", "check_classes", "score", "evaluate", "format_report", "plot_report"]
+__all__ = ["EvalReport", "check_classes", "score", "score_distribution", "score_faces", "evaluate", "format_report",
+           "plot_report"]
 
 _SCORABLE = (FERPLUS_CLASSES[:8], FERPLUS_CLASSES[:9])
 
@@ -69,26 +74,61 @@ def score(votes: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
     t = votes_to_targets(votes, "seed9", len(classes))
     if not t.keep.any():
         raise ValueError(f"nothing to score: none of the {len(votes)} faces has a vote for the model's classes")
-    p = probs[t.keep]
     major8, n8 = M.major8_accuracy(votes, probs)
+    return {**score_distribution(t.targets, probs[t.keep], classes), "major8_acc": major8, "major8_n": n8,
+            "faces": len(votes), "dropped": t.dropped}
+
+
+def score_distribution(targets: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Score predictions against target distributions (rows summing to 1) over any classes.
+
+    Returns:
+        ``n``, ``mae``, ``top1``, ``kl``, ``class_mae``, ``confusion`` (rows: target argmax) and
+        ``classes`` as :func:`score` does; ``major8_acc`` NaN and ``major8_n`` 0 (no majority protocol);
+        ``faces`` N and ``dropped`` 0.
+    """
+    classes = tuple(classes)
+    targets, probs = np.asarray(targets, dtype=np.float64), np.asarray(probs, dtype=np.float64)
+    if probs.shape != targets.shape or probs.ndim != 2 or probs.shape[1] != len(classes):
+        raise ValueError(f"targets {targets.shape} and predictions {probs.shape} must both have shape "
+                         f"(N, {len(classes)}) for classes {list(classes)}")
+    if not len(targets):
+        raise ValueError("nothing to score: no face")
     return {
-        "n": int(t.keep.sum()),
-        "mae": M.mae(t.targets, p),
-        "top1": M.top1(t.targets, p),
-        "kl": M.kl_divergence(t.targets, p),
-        "major8_acc": major8,
-        "major8_n": n8,
-        "class_mae": dict(zip(classes, map(float, M.class_mae(t.targets, p)), strict=True)),
-        "confusion": M.confusion_matrix(t.targets.argmax(axis=1), p.argmax(axis=1), len(classes)),
+        "n": len(targets),
+        "mae": M.mae(targets, probs),
+        "top1": M.top1(targets, probs),
+        "kl": M.kl_divergence(targets, probs),
+        "major8_acc": float("nan"),
+        "major8_n": 0,
+        "class_mae": dict(zip(classes, map(float, M.class_mae(targets, probs)), strict=True)),
+        "confusion": M.confusion_matrix(targets.argmax(axis=1), probs.argmax(axis=1), len(classes)),
         "classes": classes,
-        "faces": len(votes),
-        "dropped": t.dropped,
+        "faces": len(targets),
+        "dropped": 0,
     }
+
+
+def score_faces(faces: FaceSet, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Score a model's predictions ``probs`` for ``faces``: FER+ protocols for a FER+ folder
+    (:func:`score`), the normalised votes for a generic CSV dataset (:func:`score_distribution`).
+
+    Raises:
+        ValueError: a CSV dataset whose classes are not the model's (same names, same order).
+    """
+    if faces.is_ferplus:
+        return score(faces.votes, probs, classes)
+    if tuple(classes) != faces.classes:
+        raise ValueError(f"the dataset's classes {list(faces.classes)} are not the model's {list(classes)}: "
+                         "a CSV dataset must have the model's classes as columns, in the same order")
+    _, t = faces.targets()
+    return {**score_distribution(t.targets, np.asarray(probs)[t.keep], classes), "faces": len(faces),
+            "dropped": t.dropped}
 
 
 @dataclass
 class EvalReport:
-    """Metrics of one model on one FER+ split (see the module docstring for the protocols).
+    """Metrics of one model on one dataset (see the module docstring for the protocols).
 
     Attributes:
         n: faces scored under ``seed9``.
@@ -99,7 +139,7 @@ class EvalReport:
         classes: the model's classes.
         faces: faces read from the split; ``dropped``: those without a vote for the model's classes.
         model, model_path, backend: the model as asked for (name or path), its file and runtime.
-        data: the split folder.
+        data: the split folder or CSV file.
         skipped: ``(file, line, reason)`` of rows left out with ``skip_bad``.
     """
 
@@ -122,7 +162,7 @@ class EvalReport:
 
     @property
     def rows(self) -> int:
-        """Rows of ``label.csv``: faces read plus rows skipped."""
+        """Rows of the label file: faces read plus rows skipped."""
         return self.faces + len(self.skipped)
 
     def to_json(self) -> dict:
@@ -152,54 +192,58 @@ class EvalReport:
         }
 
 
-def evaluate(model: str | os.PathLike | Predictor | None, data_dir: str | os.PathLike, *, skip_bad: bool = False,
+def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLike, *, skip_bad: bool = False,
              batch_size: int = 256) -> EvalReport:
-    """Score a model on a FER+ split folder (``label.csv`` + PNGs).
+    """Score a model on a FER+ split folder (``label.csv`` + PNGs) or a generic CSV dataset.
 
     Args:
         model: ``None`` (the default pretrained model), a registered weights name, a ``.keras`` or
             ``.tflite`` path, or a loaded :class:`~ferlite.runtime.Predictor`.
-        data_dir: the split folder, e.g. ``FER2013Valid``.
+        data: a FER+ split folder, e.g. ``FER2013Valid``, or a ``.csv`` file in the generic format
+            whose class columns are the model's classes.
         skip_bad: leave out malformed rows and unreadable images (listed in ``EvalReport.skipped``)
             instead of stopping.
         batch_size: faces per forward pass.
 
     Raises:
-        FileNotFoundError: the model, the folder or its ``label.csv`` is missing.
+        FileNotFoundError: the model, the folder, its ``label.csv`` or the CSV is missing.
         ferlite.data.DataError: a malformed row or unreadable image (naming file and line), unless
             ``skip_bad``; or no readable face at all.
-        ValueError: a model whose classes are not FER+'s, or ``batch_size`` < 1.
+        ValueError: a model whose classes do not match the data's, or ``batch_size`` < 1.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    check_classes(predictor.classes)
-    faces = read_ferplus_folder(data_dir, skip_bad=skip_bad, size=predictor.input_size)
+    is_csv = str(data).lower().endswith(".csv")
+    if not is_csv:
+        check_classes(predictor.classes)
+    faces = read_dataset(data, skip_bad=skip_bad, size=predictor.input_size, channels=predictor.channels)
     if not len(faces):
-        raise DataError(f"{Path(data_dir) / 'label.csv'}: no readable face to score "
-                        f"({len(faces.skipped)} bad rows skipped)")
+        label_file = Path(data) if is_csv else Path(data) / "label.csv"
+        raise DataError(f"{label_file}: no readable face to score ({len(faces.skipped)} bad rows skipped)")
     probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor.channels))
                             for i in range(0, len(faces), batch_size)])
-    s = score(faces.votes, probs, predictor.classes)
+    s = score_faces(faces, probs, predictor.classes)
     if isinstance(model, Predictor):
         name = str(predictor.path)
     else:
         name = DEFAULT_MODEL if model is None else str(model)
     return EvalReport(**s, model=name, model_path=str(predictor.path), backend=predictor.backend,
-                      data=str(Path(data_dir).resolve()), skipped=list(faces.skipped))
+                      data=str(Path(data).resolve()), skipped=list(faces.skipped))
 
 
 def _model_input(images: np.ndarray, channels: int) -> np.ndarray:
-    """``(B, S, S)`` gray faces -> ``(B, S, S, channels)`` uint8, gray repeated for 3-channel models."""
-    x = images[..., None]
-    return np.ascontiguousarray(np.repeat(x, 3, axis=-1) if channels == 3 else x)
+    """``(B, S, S)`` gray or ``(B, S, S, 3)`` RGB faces -> ``(B, S, S, channels)`` uint8, gray repeated
+    for 3-channel models."""
+    x = images if images.ndim == 4 else images[..., None]
+    return np.ascontiguousarray(np.repeat(x, 3, axis=-1) if channels == 3 and x.shape[-1] == 1 else x)
 
 
 def format_report(r: EvalReport) -> str:
     """Human-readable report in the reference project's shape (top result accuracy, class-wise MAE,
     total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix."""
     width = max(map(len, r.classes)) + 2
-    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (no face kept)"
+    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (not FER+ votes or no face kept)"
     lines = [
         f"model: {r.model}" + (f"  ({r.model_path})" if r.model_path != r.model else ""),
         f"data:  {r.data}",

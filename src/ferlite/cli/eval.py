@@ -1,4 +1,4 @@
-"""``ferlite eval`` / ``ferlite-eval``: score a model on a FER+ split folder."""
+"""``ferlite eval`` / ``ferlite-eval``: score a model on a FER+ split folder or a CSV dataset."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import click
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid.")
+@click.option("--data", "data_dir", required=True, type=click.Path(),
+              help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid, or a CSV dataset "
+                   "(image,<class>,...) whose classes are the model's.")
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
               help="Registered weights name or .keras/.tflite file (default: the bundled pretrained model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the report.")
@@ -21,8 +22,10 @@ import click
               help="Faces per forward pass.")
 def eval_cmd(data_dir: str, model: str | None, as_json: bool, plots: str | None, skip_bad: bool,
              batch_size: int) -> None:
-    """Evaluate a model on FER+ votes: top-1, class-wise and total MAE and KL (seed9 protocol),
-    major8 accuracy (FER+ paper majority protocol), sample counts and the confusion matrix."""
+    """Evaluate a model: top-1, class-wise and total MAE and KL, sample counts and the confusion matrix.
+
+    On a FER+ folder the metrics use the seed9 protocol and major8 accuracy the FER+ paper's majority
+    protocol; on a CSV dataset they use each row's normalised votes (no major8)."""
     from ferlite.evaluate import evaluate, format_report, plot_report
 
     try:
