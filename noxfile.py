@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint."""
+"""nox sessions: tests, lint, docs."""
 
 import nox
 
@@ -17,3 +17,10 @@ def lint(session: nox.Session) -> None:
     """ruff over the code, tests, benchmarks and examples."""
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with mkdocs --strict (API from docstrings, CLI from the click commands)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -273,7 +274,7 @@ def _output_dir(cfg: TrainConfig) -> Path:
     return Path("checkpoints") / time.strftime(f"{cfg.model}_{cfg.alpha:g}_%Y%m%d-%H%M%S")
 
 
-def train(cfg: TrainConfig, *, command: str | None = None, log=print) -> dict:
+def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], object] = print) -> dict:
     """Train a model as ``cfg`` says; return the final sidecar (including validation metrics).
 
     Args:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 
@@ -45,7 +48,7 @@ def create_model(
     channels: int = 1,
     num_classes: int = 9,
     **kwargs: Any,
-):
+) -> keras.Model:
     """Build a Keras model by registered name.
 
     Args:
@@ -57,8 +60,8 @@ def create_model(
         **kwargs: passed to the builder (e.g. ``dropout``).
 
     Returns:
-        A ``keras.Model`` taking a uint8 ``(input_size, input_size, channels)`` image
-        (scaling to [-1, 1] is a layer inside) and giving a softmax over the classes.
+        The model: a uint8 ``(input_size, input_size, channels)`` image in (scaling to [-1, 1] is a
+            layer inside), a softmax over the classes out.
     """
     builder = _builder(name)
     if channels not in (1, 3):
