@@ -115,7 +115,7 @@ def fer_probs(path: Path, inputs: np.ndarray, chunk: int = 64) -> np.ndarray:
 def predictor_latency(path: Path, faces: np.ndarray, threads: int, warmup: int) -> dict:
     """Batch-1 latency through ferlite's Predictor.predict (LiteRT backend)."""
     from ferlite.litert import litert_predictor
-    from ferlite.runtime import read_sidecar
+    from ferlite.sidecar import read_sidecar
 
     pred = litert_predictor(path, read_sidecar(path), num_threads=threads)
     times = []

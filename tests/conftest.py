@@ -1,14 +1,19 @@
 """Shared fixtures: the ../shared data (skipped with a reason when absent), small real FER+ folders, tiny models.
 
-Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`.
+Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`,
+:class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import http.server
 import os
 import shutil
+import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -127,3 +132,39 @@ def detector_in_cache(ferlite_home) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(DETECTOR_FILE, dest)
     return dest
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 (port 0) serving a folder from a thread, recording GET paths."""
+
+    def __init__(self, root: Path):
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop serving and release the port: its URL now refuses connections."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def make_entry(name: str, payload: bytes, *, bundled: bool = False, published: bool = True):
+    """A registry entry for a small byte file standing in for a model (what is tested is the fetching)."""
+    from ferlite import weights
+
+    return weights.WeightsEntry(name, name + ".keras", hashlib.sha256(payload).hexdigest() if published else None,
+                                f"https://example.invalid/{name}.keras", "keras", "test entry",
+                                classes=("calm", "glad"), input_size=48, channels=1, bundled=bundled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from test_weights import LoopbackServer, make_entry
+from conftest import LoopbackServer, make_entry
 
 from ferlite import weights
 from ferlite.cli import main

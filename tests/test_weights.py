@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import LoopbackServer, make_entry
 
 from ferlite import weights
 from ferlite.labels import FERPLUS_CLASSES
 
 SHARED_DETECTOR = Path(__file__).resolve().parents[2] / "shared" / "models" / "blaze_face_short_range.tflite"
-
-
-class LoopbackServer:
-    """A real HTTP server on 127.0.0.1 (port 0) serving a folder from a thread, recording GET paths."""
-
-    def __init__(self, root: Path):
-        self.requests: list[str] = []
-        requests = self.requests
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop serving and release the port: its URL now refuses connections."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-def make_entry(name: str, payload: bytes, *, bundled: bool = False, published: bool = True) -> weights.WeightsEntry:
-    """A registry entry for a small byte file standing in for a model (what is tested is the fetching)."""
-    return weights.WeightsEntry(name, name + ".keras", hashlib.sha256(payload).hexdigest() if published else None,
-                                f"https://example.invalid/{name}.keras", "keras", "test entry",
-                                classes=("calm", "glad"), input_size=48, channels=1, bundled=bundled)
-
 
 
 @pytest.fixture

@@ -240,8 +240,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         RuntimeError: the int8 graph is not fully integer.
     """
     from ferlite import weights
-    from ferlite.runtime import _default_classes, read_sidecar
-    from ferlite.train import write_sidecar
+    from ferlite.sidecar import classes_of, model_info, write_sidecar
 
     _check_mode(quantize)
     out = Path(output)
@@ -264,8 +263,8 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     content = _strip_names(_convert(model, quantize, faces))
     inp, outp = _check_tflite(content, quantize)
 
-    source_info = read_sidecar(src) or weights.sidecar_for(src)
-    classes = list(source_info.get("classes") or _default_classes(int(model.output_shape[-1])))
+    source_info = model_info(src)
+    classes = list(classes_of(source_info, int(model.output_shape[-1])))
     sidecar = {
         "name": out.stem,
         "format": "tflite",

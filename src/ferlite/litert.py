@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlite.runtime import Predictor, _default_classes
+from ferlite.runtime import Predictor
+from ferlite.sidecar import classes_of
 
 __all__ = ["MAX_BATCH", "litert_predictor"]
 
@@ -103,7 +104,7 @@ def litert_predictor(path: str | os.PathLike, sidecar: dict, num_threads: int | 
     for key, value in (("input_size", size), ("channels", channels)):
         if key in sidecar and int(sidecar[key]) != value:
             raise ValueError(f"{path}: sidecar says {key}={sidecar[key]}, but the model's input is {shape[1:]}")
-    classes = tuple(sidecar.get("classes") or _default_classes(n))
+    classes = classes_of(sidecar, n)
     if len(classes) != n:
         raise ValueError(f"{path}: sidecar names {len(classes)} classes but the model has {n} outputs")
     return Predictor(path, classes, size, channels, "litert", runner)

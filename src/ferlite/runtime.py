@@ -8,20 +8,15 @@ TensorFlow/Keras is imported only when a ``.keras`` model is loaded.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Predictor", "load_predictor", "read_sidecar"]
+from ferlite.sidecar import classes_of, model_info
 
-
-def read_sidecar(model_path: str | os.PathLike) -> dict:
-    """The JSON sidecar beside a model file (``model.keras`` -> ``model.json``), or ``{}`` if none."""
-    side = Path(model_path).with_suffix(".json")
-    return json.loads(side.read_text()) if side.is_file() else {}
+__all__ = ["Predictor", "load_predictor"]
 
 
 @dataclass
@@ -64,7 +59,7 @@ def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
     model = keras.models.load_model(path, compile=False)
     size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
     n = int(model.output_shape[-1])
-    classes = tuple(sidecar.get("classes") or _default_classes(n))
+    classes = classes_of(sidecar, n)
 
     # One graph traced for every batch size: an eager call costs ~15x more at batch 1 (54 vs 3.5 ms), and
     # predict_on_batch retraces for each new batch size.
@@ -77,14 +72,6 @@ def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
     return Predictor(path, classes, size, channels, "keras", run)
 
 
-def _default_classes(n: int) -> tuple[str, ...]:
-    from ferlite.labels import FERPLUS_CLASSES
-
-    if n > len(FERPLUS_CLASSES):
-        raise ValueError(f"model has {n} outputs and no sidecar naming its classes")
-    return FERPLUS_CLASSES[:n]
-
-
 def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
     """Load a model by registered name (default: the default pretrained model) or file path.
 
@@ -95,7 +82,7 @@ def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
     from ferlite import weights
 
     path = weights.resolve_model(name_or_path)
-    sidecar = read_sidecar(path) or weights.sidecar_for(path)
+    sidecar = model_info(path)
     if path.suffix == ".keras":
         return _keras_predictor(path, sidecar)
     if path.suffix == ".tflite":

@@ -34,8 +34,9 @@ from ferlite import metrics as M
 from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
 from ferlite.distribute import STRATEGIES
 from ferlite.labels import TARGET_MODES, sample_probability_targets
+from ferlite.sidecar import write_sidecar
 
-__all__ = ["TrainConfig", "train", "write_sidecar", "evaluate_arrays"]
+__all__ = ["TrainConfig", "train", "evaluate_arrays"]
 
 LOSSES = ("crossentropy", "bce", "kl")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -215,24 +216,6 @@ def _set_backbone_trainable(model, trainable: bool) -> None:
     for layer in model.layers:
         if not layer.name.startswith("head_"):
             layer.trainable = trainable
-
-
-def _json_safe(obj):
-    """NaN and infinities become None, so the sidecar is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def write_sidecar(path: Path, info: dict) -> None:
-    """Write a JSON sidecar atomically (strict JSON: NaN becomes null)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(info), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _plot_curves(history_csv: Path, out: Path) -> None:
