@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from ferlite.cli.bulk import bulk_cmd
 from ferlite.cli.demo import demo_cmd
 from ferlite.cli.eval import eval_cmd
 from ferlite.cli.export import export_cmd
@@ -28,6 +29,7 @@ main.add_command(demo_cmd, "demo")
 main.add_command(prepare_cmd, "prepare")
 main.add_command(weights_cmd, "weights")
 main.add_command(export_cmd, "export")
+main.add_command(bulk_cmd, "bulk")
 
 train_main = train_cmd
 eval_main = eval_cmd
