@@ -196,6 +196,16 @@ def test_import_does_not_import_ray():
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
+def test_without_ray_the_cli_says_what_to_install(photos, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None  # as if Ray were not installed\n"
+            "from ferlite.cli import main\n"
+            "main(['bulk', sys.argv[1], '-o', sys.argv[2]])")
+    r = subprocess.run([sys.executable, "-c", code, str(photos), str(tmp_path / "o.parquet")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and 'pip install "ferlite[bulk]"' in r.stderr, r.stderr
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_cli_json_and_refusal(local_ray, photos, tmp_path):
     out = tmp_path / "cli.parquet"
     args = ["bulk", str(photos / "*.png"), "--output", str(out), "--detector", "mediapipe", "--actors", "1", "--json"]
