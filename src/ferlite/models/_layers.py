@@ -53,6 +53,15 @@ def separable_block(x, filters: int, stride: int, name: str, act: str, slope: fl
     return activation(act, f"{name}_pw_act", slope)(x)
 
 
+def separable_stack(x, stem_width: int, blocks, alpha: float, act: str, slope: float, bn_momentum: float):
+    """A 3x3 stride-2 stem, then a :func:`separable_block` per ``(width, stride)`` of ``blocks``; widths x ``alpha``."""
+    kw = dict(act=act, slope=slope, bn_momentum=bn_momentum)
+    x = conv_bn(x, scaled_width(stem_width, alpha), 3, 2, "stem", **kw)
+    for i, (width, stride) in enumerate(blocks, start=1):
+        x = separable_block(x, scaled_width(width, alpha), stride, f"block{i}", **kw)
+    return x
+
+
 def classifier_head(x, num_classes: int, dropout: float):
     """Flatten, dropout, dense softmax (named ``head_*`` so fine-tuning can replace it)."""
     x = layers.Flatten(name="head_flatten")(x)

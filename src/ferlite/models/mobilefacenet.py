@@ -14,10 +14,8 @@ from keras import layers
 
 from ferlite.models._layers import (
     classifier_head,
-    conv_bn,
     depthwise_init,
-    scaled_width,
-    separable_block,
+    separable_stack,
     uint8_input,
 )
 from ferlite.models._registry import register_model
@@ -42,10 +40,7 @@ def mobilefacenet(
 ) -> keras.Model:
     """MobileFaceNet (reference FER+ layout): 16 separable blocks, global depthwise conv, ~12 M MACs at 48x48."""
     inputs, x = uint8_input(input_size, channels)
-    act = dict(act=activation, slope=leaky_slope, bn_momentum=bn_momentum)
-    x = conv_bn(x, scaled_width(64, alpha), 3, 2, "stem", **act)
-    for i, (width, stride) in enumerate(BLOCKS, start=1):
-        x = separable_block(x, scaled_width(width, alpha), stride, f"block{i}", **act)
+    x = separable_stack(x, 64, BLOCKS, alpha, activation, leaky_slope, bn_momentum)
     kernel = input_size // 16
     x = layers.DepthwiseConv2D(kernel, padding="valid", use_bias=True, depthwise_initializer=depthwise_init(kernel),
                                name="gdc")(x)

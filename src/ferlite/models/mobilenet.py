@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ferlite.models._layers import classifier_head, conv_bn, scaled_width, separable_block, uint8_input
+from ferlite.models._layers import classifier_head, separable_stack, uint8_input
 from ferlite.models._registry import register_model
 
 # (pointwise width, stride) of the 13 separable blocks of MobileNet v1
@@ -29,10 +29,7 @@ def mobilenet(
 ) -> keras.Model:
     """MobileNet v1: 3x3 stem + 13 separable blocks, global average pooling, dense softmax."""
     inputs, x = uint8_input(input_size, channels)
-    act = dict(act=activation, slope=leaky_slope, bn_momentum=bn_momentum)
-    x = conv_bn(x, scaled_width(32, alpha), 3, 2, "stem", **act)
-    for i, (width, stride) in enumerate(BLOCKS, start=1):
-        x = separable_block(x, scaled_width(width, alpha), stride, f"block{i}", **act)
+    x = separable_stack(x, 32, BLOCKS, alpha, activation, leaky_slope, bn_momentum)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = classifier_head(x, num_classes, dropout)
     return keras.Model(inputs, outputs, name=f"mobilenet_{alpha:g}")
