@@ -58,13 +58,13 @@ class TrainConfig:
     loss: str = "crossentropy"
     label_smoothing: float = 0.0
     opt: str = "adamw"
-    lr: float = 2e-3
+    lr: float = 1e-2
     weight_decay: float = 5e-3
     schedule: str = "cosine"
     warmup_epochs: int = 2
     epochs: int = 30
     batch_size: int = 128
-    aug: str = "standard"
+    aug: str = "light"
     seed: int = 0
     patience: int = 0
     output_dir: str | None = None

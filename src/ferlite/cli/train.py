@@ -37,14 +37,14 @@ def _command_line() -> str:
               help="crossentropy on the vote distribution; bce as the reference did.")
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--opt", type=click.Choice(["sgd", "adam", "adamw"]), default="adamw", show_default=True)
-@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--lr", default=1e-2, show_default=True, help="Peak learning rate.")
 @click.option("--weight-decay", default=5e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True,
               help="cosine decay with warmup, or halve on a val-MAE plateau.")
 @click.option("--warmup-epochs", default=2, show_default=True)
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=128, show_default=True)
-@click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="standard",
+@click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="light",
               show_default=True, help="Augmentation preset.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--patience", default=0, show_default=True, help="Early stopping after this many epochs without a "
