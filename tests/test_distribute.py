@@ -62,7 +62,7 @@ def stop_after_first_epoch(line):
 
 result = {}
 for strategy in ("default", "mirrored"):
-    cfg = TrainConfig(train=data, val=val, alpha=0.25, epochs=2, batch_size=64, aug="flip", warmup_epochs=0,
+    cfg = TrainConfig(train=data, val=val, alpha=0.25, epochs=2, batch_size=64, aug="flip", warmup_epochs=0, lr=2e-3,
                       strategy=strategy, output_dir=f"{out}/{strategy}", model_kwargs={"dropout": 0.0})
     try:
         train(cfg, log=stop_after_first_epoch if strategy == "mirrored" else (lambda *_: None))
@@ -87,8 +87,9 @@ def test_mirrored_two_cpus_matches_one_device_and_resumes_on_one(ferplus_train_s
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["replicas"] == 2
-    # same seed, same global batch (64 = 2 x 32), synchronized batch norm: the first epoch's 15 steps agree to
-    # float32 all-reduce rounding (measured: 7.5e-5 relative); 2e-3 is the stated tolerance
+    # same seed, same global batch (64 = 2 x 32), synchronized batch norm, lr 2e-3: the first epoch's 15 steps
+    # agree to float32 all-reduce rounding (measured: 7.5e-5 relative); 2e-3 is the stated tolerance. (At lr 1e-2
+    # the rounding differences grow chaotically to about 1% within those 15 steps.)
     assert r["mirrored"][0] == pytest.approx(r["default"][0], rel=2e-3)
     # the run stopped after epoch 1 on two replicas; resumed on one, it finished epoch 2
     assert len(r["mirrored"]) == 1 and len(r["resumed_history"]) == 2
