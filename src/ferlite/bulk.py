@@ -20,13 +20,14 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ferlite._atomic import atomic_path
 
 __all__ = ["VIDEO_SUFFIXES", "BulkSummary", "resolve_inputs", "annotate"]
 
@@ -280,33 +281,27 @@ def _write_parquet(tables: Iterable, out: Path, videos: set[str]) -> dict[str, i
     counts = dict.fromkeys(("images", "frames", "faces", "unreadable", "no_face"), 0)
     video_set = pa.array(sorted(videos), pa.string())
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    writer = None
-    try:
-        for table in tables:
-            failed = table["error"].is_valid()
-            no_face = pc.and_(pc.equal(table["face"], -1), pc.invert(failed))
-            picture = pc.or_(pc.equal(table["face"], 0), no_face)
-            in_video = pc.is_in(table["source"], value_set=video_set)
-            counts["images"] += count(pc.and_(picture, pc.invert(in_video)))
-            counts["frames"] += count(pc.and_(picture, in_video))
-            counts["faces"] += count(pc.greater_equal(table["face"], 0))
-            counts["unreadable"] += count(failed)
-            counts["no_face"] += count(no_face)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table.filter(pc.invert(no_face)))
-        if writer is None:
-            raise RuntimeError("the Ray job returned no rows; nothing was written")
-        writer.close()
+    with atomic_path(out) as tmp:
         writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        try:
+            for table in tables:
+                failed = table["error"].is_valid()
+                no_face = pc.and_(pc.equal(table["face"], -1), pc.invert(failed))
+                picture = pc.or_(pc.equal(table["face"], 0), no_face)
+                in_video = pc.is_in(table["source"], value_set=video_set)
+                counts["images"] += count(pc.and_(picture, pc.invert(in_video)))
+                counts["frames"] += count(pc.and_(picture, in_video))
+                counts["faces"] += count(pc.greater_equal(table["face"], 0))
+                counts["unreadable"] += count(failed)
+                counts["no_face"] += count(no_face)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.filter(pc.invert(no_face)))
+            if writer is None:
+                raise RuntimeError("the Ray job returned no rows; nothing was written")
+        finally:
+            if writer is not None:
+                writer.close()
     return counts
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlite._atomic import atomic_path
 from ferlite.labels import FERPLUS_CLASSES, Targets, votes_to_targets
 from ferlite.weights import cache_dir
 
@@ -98,14 +99,8 @@ class FaceSet:
 
 def _atomic_write_npz(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _cache_key(label_file: Path, image_names: list[str], size: int) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
+from ferlite._atomic import atomic_path
 from ferlite.data import DataError, FaceSet, read_dataset
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
 from ferlite.runtime import Predictor, load_predictor
@@ -307,11 +308,6 @@ def _save_png(fig, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

@@ -19,13 +19,14 @@ the default int8 model under 320 KB. TensorFlow is imported only inside :func:`e
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ferlite._atomic import atomic_path
 
 __all__ = [
     "QUANTIZE_MODES",
@@ -140,10 +141,6 @@ def _check_mode(quantize: str) -> None:
         raise ValueError(f"unknown quantize mode {quantize!r}; expected one of {', '.join(QUANTIZE_MODES)}")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _float_input_twin(model):
     """The same layers (shared weights) behind a float32 input, so int8 conversion needs no CAST."""
     import keras
@@ -206,16 +203,6 @@ def _check_tflite(content: bytes, quantize: str) -> tuple[dict, dict]:
     return inp, out
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os.PathLike, quantize: str = "none",
                   calibration_data: str | os.PathLike | None = None, num_calibration: int = 300,
                   seed: int = 0) -> Path:
@@ -275,13 +262,15 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         "input": inp,
         "output": outp,
         "size_bytes": len(content),
-        "source_model": {"file": src.name, "name": source_info.get("name", src.stem), "sha256": _sha256(src),
+        "source_model": {"file": src.name, "name": source_info.get("name", src.stem),
+                         "sha256": weights.file_sha256(src),
                          **{k: source_info[k] for k in ("architecture", "alpha") if k in source_info}},
     }
     if quantize == "int8":
         sidecar["calibration"] = {"data": calib_dir.name, "faces": len(faces), "seed": seed}
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out, content)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(content)
     try:
         write_sidecar(out.with_suffix(".json"), sidecar)
     except BaseException:

@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from ferlite._atomic import atomic_path
+
 __all__ = ["read_sidecar", "write_sidecar", "model_info", "classes_of"]
 
 
@@ -56,11 +58,5 @@ def _json_safe(obj):
 
 def write_sidecar(path: str | os.PathLike, info: dict) -> None:
     """Write ``info`` as strict JSON (NaN becomes null) to ``path``, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_json_safe(info), indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

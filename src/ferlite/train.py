@@ -14,6 +14,7 @@ command, data, metrics).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -32,7 +33,7 @@ import numpy as np
 
 from ferlite import metrics as M
 from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
-from ferlite.distribute import STRATEGIES
+from ferlite.distribute import STRATEGIES, scaled_lr
 from ferlite.labels import TARGET_MODES, sample_probability_targets
 from ferlite.sidecar import write_sidecar
 
@@ -79,8 +80,6 @@ class TrainConfig:
     @property
     def peak_lr(self) -> float:
         """``lr``, or with ``scale_lr`` the linear scaling rule's ``lr * batch_size / 128``."""
-        from ferlite.distribute import scaled_lr
-
         return scaled_lr(self.lr, self.batch_size) if self.scale_lr else self.lr
 
     def check(self) -> None:
@@ -282,15 +281,17 @@ def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], 
                               "--output-dir")
     if is_chief(strategy):
         run_dir.mkdir(parents=True, exist_ok=True)
-        with strategy.scope():
-            return _train(cfg, strategy, run_dir, run_dir, command, log)
-    task_type, task_id = worker_id(strategy)
-    scratch = Path(tempfile.mkdtemp(prefix=f"ferlite-{task_type}{task_id}-"))
-    try:
-        with strategy.scope():
-            return _train(cfg, strategy, scratch, run_dir, command, lambda msg: log(f"[{task_type} {task_id}] {msg}"))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        folder = contextlib.nullcontext(run_dir)
+    else:  # another worker: a scratch folder, removed at the end, and log lines that say who wrote them
+        task_type, task_id = worker_id(strategy)
+        folder = tempfile.TemporaryDirectory(prefix=f"ferlite-{task_type}{task_id}-", ignore_cleanup_errors=True)
+        say = log
+
+        def log(msg: str) -> None:
+            say(f"[{task_type} {task_id}] {msg}")
+
+    with folder as out, strategy.scope():
+        return _train(cfg, strategy, Path(out), run_dir, command, log)
 
 
 def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | None, log) -> dict:
