@@ -9,7 +9,8 @@ alternating order, and each reports its best round (the least disturbed, timeit'
 * ``baseline``: as ``ferlite-train`` runs;
 * ``jit``: ``jit_compile=True`` (XLA);
 * ``spe8``: ``steps_per_execution=8`` (fewer Python round trips);
-* ``threads``: intra-op threads = cores, inter-op threads = 1.
+* ``threads``: intra-op threads = cores, inter-op threads = 1;
+* ``ema``: the baseline plus ``--ema`` (a weight average updated after every step), to price that option.
 
     python benchmarks/train_throughput.py [--data DIR] [--steps 30] [--rounds 2] [--aug light] [--json FILE]
 """
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 
 SHARED_VALID = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus" / "FER2013Valid"
-VARIANTS = ("baseline", "jit", "spe8", "threads")
+VARIANTS = ("baseline", "jit", "spe8", "threads", "ema")
 
 
 def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, aug: str) -> float:
@@ -42,6 +43,7 @@ def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, au
     from ferlite import metrics as M
     from ferlite.data import make_dataset, read_dataset
     from ferlite.models import create_model
+    from ferlite.train import WeightAverage
 
     x, t = read_dataset(data).targets("seed9", 9)
     model = create_model("mobilefacenet", alpha=1.0, num_classes=9)
@@ -49,9 +51,13 @@ def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, au
                   metrics=M.keras_metrics(), jit_compile=variant == "jit",
                   steps_per_execution=8 if variant == "spe8" else 1)
     ds = make_dataset(x, t.targets, batch_size=batch, training=True, augment=aug, repeat=True)
-    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
+    callbacks = []
+    if variant == "ema":
+        ema = WeightAverage(0.999)
+        callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: ema.update(model))]
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=callbacks)
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
     return steps * batch / (time.perf_counter() - start)
 
 

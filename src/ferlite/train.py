@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
+from ferlite._atomic import atomic_path
 from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
 from ferlite.distribute import STRATEGIES, scaled_lr
 from ferlite.labels import TARGET_MODES, sample_probability_targets
 from ferlite.sidecar import write_sidecar
 
-__all__ = ["TrainConfig", "train", "evaluate_arrays"]
+__all__ = ["TrainConfig", "WeightAverage", "train", "evaluate_arrays"]
 
 LOSSES = ("crossentropy", "bce", "kl")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -75,6 +76,7 @@ class TrainConfig:
     skip_bad: bool = False
     strategy: str = "auto"
     scale_lr: bool = False
+    ema: float = 0.0
     model_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -96,9 +98,58 @@ class TrainConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if not 0 <= self.freeze_backbone < self.epochs:
             raise ValueError(f"freeze_backbone must be in 0..epochs-1, got {self.freeze_backbone}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         AugmentConfig.preset(self.aug)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights (trainable weights and batch-norm statistics).
+
+    :meth:`update` after every training step: ``avg = d * avg + (1 - d) * w`` with
+    ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so that the first steps' weights fade quickly.
+    :meth:`applied` swaps the average in.
+    """
+
+    def __init__(self, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.weights: list[np.ndarray] = []
+
+    def update(self, model) -> None:
+        """Fold the model's current weights into the average."""
+        current = model.get_weights()
+        if not self.weights:
+            self.weights = [np.array(w, copy=True) for w in current]
+        else:
+            d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+            for avg, w in zip(self.weights, current, strict=True):
+                avg *= d
+                avg += (1 - d) * w
+        self.updates += 1
+
+    @contextlib.contextmanager
+    def applied(self, model):
+        """Within the block the model holds the averaged weights; its own weights come back afterwards."""
+        own = model.get_weights()
+        model.set_weights(self.weights)
+        try:
+            yield model
+        finally:
+            model.set_weights(own)
+
+    def save(self, path: Path) -> None:
+        """Write the average and its update count to ``path`` (npz, atomically)."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, *self.weights, updates=self.updates)
+
+    def load(self, path: Path) -> None:
+        """Read what :meth:`save` wrote."""
+        with np.load(path) as z:
+            self.updates = int(z["updates"])
+            self.weights = [z[f"arr_{i}"] for i in range(len(z.files) - 1)]
 
 
 def evaluate_arrays(model, faces: FaceSet, batch_size: int = 256) -> tuple[dict, np.ndarray]:
@@ -173,10 +224,12 @@ def _transfer_weights(model, source: str) -> list[str]:
     return missed
 
 
-def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int) -> dict:
+def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int,
+                       after_step: Callable[[], object] | None = None) -> dict:
     """One epoch of a plain distributed training loop, for MultiWorkerMirroredStrategy, whose ``model.fit`` Keras 3
     does not support (keras-team/keras#20585). Each replica averages its loss over the global batch; the optimizer
-    all-reduces the gradients. Returns the epoch's ``loss``, ``mae``, ``top1`` and ``kl`` as ``fit`` reports them."""
+    all-reduces the gradients; ``after_step`` runs after every step. Returns the epoch's ``loss``, ``mae``, ``top1``
+    and ``kl`` as ``fit`` reports them."""
     import tensorflow as tf
 
     def step(x, y):
@@ -198,6 +251,8 @@ def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int)
     sums = np.zeros(4)
     for x, y in strategy.experimental_distribute_dataset(ds.take(steps)):
         sums += run(x, y).numpy()
+        if after_step:
+            after_step()
     return dict(zip(("loss", "mae", "top1", "kl"), sums / (steps * global_batch), strict=True))
 
 
@@ -236,7 +291,8 @@ def _plot_curves(history_csv: Path, out: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -340,6 +396,10 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
             log(f"backbone frozen for {cfg.freeze_backbone} epoch(s): training the head only")
         model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), metrics=M.keras_metrics())
 
+    ema = WeightAverage(cfg.ema) if cfg.ema else None
+    if ema and cfg.resume:
+        ema.load(run_dir / "ema.npz")
+
     def train_dataset(epoch_seed: int):
         targets = t.targets
         if cfg.target_mode == "probability":
@@ -354,6 +414,8 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     best = {"mae": state.get("best_mae") or math.inf, "major8": state.get("best_major8") or -math.inf}
     wait = int(state.get("wait", 0))
     fields = ["epoch", "loss", "mae", "top1", "kl", "val_mae", "val_top1", "val_kl", "val_major8", "lr", "seconds"]
+    if ema:  # the averaged weights' scores, which select the best models
+        fields[9:9] = ["ema_val_mae", "ema_val_top1", "ema_val_kl", "ema_val_major8"]
     if not cfg.resume:
         with open(history_file, "w", newline="") as f:
             csv.writer(f).writerow(fields)
@@ -370,37 +432,49 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         t0 = time.time()
         ds = train_dataset(cfg.seed * 100003 + epoch)  # this epoch's order and augmentation depend on the seed only
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            row = _multiworker_epoch(model, strategy, ds, _loss(cfg), steps, cfg.batch_size)
+            row = _multiworker_epoch(model, strategy, ds, _loss(cfg), steps, cfg.batch_size,
+                                     after_step=ema and (lambda: ema.update(model)))
         else:
+            step_hook = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: ema.update(model))
+            callbacks = [step_hook] if ema else []
             h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
-                          verbose=1 if sys.stdout.isatty() else 0)
+                          callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
             row = {k: h.history[k][-1] for k in ("loss", "mae", "top1", "kl")}
         seconds = time.time() - t0
         val, _ = evaluate_arrays(model, val_faces)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         row.update(epoch=epoch + 1, val_mae=val["mae"], val_top1=val["top1"], val_kl=val["kl"],
                    val_major8=val["major8_acc"], lr=lr, seconds=round(seconds, 1))
+        with ema.applied(model) if ema else contextlib.nullcontext():  # best models: the averaged weights, with ema
+            if ema:
+                val, _ = evaluate_arrays(model, val_faces)
+                row.update(ema_val_mae=val["mae"], ema_val_top1=val["top1"], ema_val_kl=val["kl"],
+                           ema_val_major8=val["major8_acc"])
+            improved = val["mae"] < best["mae"]
+            if improved:
+                best["mae"] = val["mae"]
+                model.save(out / "best_mae.keras")
+                write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
+            if val["major8_n"] and val["major8_acc"] > best["major8"]:
+                best["major8"] = val["major8_acc"]
+                model.save(out / "best_major8.keras")
+                write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
         with open(history_file, "a", newline="") as f:
             csv.writer(f).writerow([row[k] for k in fields])
-        improved = val["mae"] < best["mae"]
-        if improved:
-            best["mae"] = val["mae"]
-            model.save(out / "best_mae.keras")
-            write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
-        if val["major8_n"] and val["major8_acc"] > best["major8"]:
-            best["major8"] = val["major8_acc"]
-            model.save(out / "best_major8.keras")
-            write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
         wait = 0 if improved else wait + 1
         if cfg.schedule == "plateau":
             plateau.on_epoch_end(epoch, {"val_mae": val["mae"]})
         model.save(out / "last.keras")
+        if ema:
+            ema.save(out / "ema.npz")
         write_sidecar(out / "state.json", {"epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"],
                                    "wait": wait})
         done = epoch + 1 - start_epoch
         eta = (time.time() - run_start) / done * (cfg.epochs - epoch - 1)
-        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  val_mae {val['mae']:.4f}  "
-            f"val_top1 {val['top1']:.3f}  val_major8 {val['major8_acc']:.3f}  lr {lr:.2e}  "
+        averaged = (f"  ema: val_mae {row['ema_val_mae']:.4f}  val_top1 {row['ema_val_top1']:.3f}  "
+                    f"val_major8 {row['ema_val_major8']:.3f}") if ema else ""
+        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  val_mae {row['val_mae']:.4f}  "
+            f"val_top1 {row['val_top1']:.3f}  val_major8 {row['val_major8']:.3f}{averaged}  lr {lr:.2e}  "
             f"{steps * cfg.batch_size / seconds:.0f} img/s  {seconds:.0f}s  ETA {eta / 60:.1f} min")
         if cfg.patience and wait >= cfg.patience:
             log(f"early stopping: val_mae has not improved for {wait} epochs")

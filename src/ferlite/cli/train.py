@@ -65,6 +65,10 @@ def _command_line() -> str:
 @click.option("--scale-lr", is_flag=True,
               help="Apply the linear scaling rule: peak lr = --lr x --batch-size / 128 (--batch-size is the global "
                    "batch).")
+@click.option("--ema", default=0.0, show_default=True, metavar="DECAY",
+              help="Keep an exponential moving average of the weights (e.g. 0.999; 0 = off), updated every step; "
+                   "the averaged weights are scored each epoch (ema_val_* in history.csv), select the best models "
+                   "and become model.keras.")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train
