@@ -99,17 +99,17 @@ def _model(name: str, kind: str, description: str, *, sha256: str | None, metric
 # Metrics are FER2013Valid figures of that very file (e.g. {"valid_mae": ..., "valid_top1": ..., "valid_major8": ...}).
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
     _model("ferplus-mfn-1.0", "keras", "MobileFaceNet alpha 1.0 on FER+ soft labels (seed9, 9 classes); the default",
-           sha256="2212a113fd060c8c6f4f82be64959e24a51f65fd128e341c2b24efcb232e33fb",
-           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0554, "top1": 0.808, "major8_acc": 0.849}),
+           sha256="085e552a1de2c832aa2b20b1fce04834f0734604b48f177ef3848a845f00d58e",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0530, "top1": 0.823, "major8_acc": 0.864}),
     _model("ferplus-mfn-0.5", "keras", "MobileFaceNet alpha 0.5 on FER+ soft labels (seed9, 9 classes); smaller",
            sha256="1aafe0600b94ec59705d3f90bb660d56f1f99c811964d63b2e49ad889ea5d6a9",
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0696, "top1": 0.753, "major8_acc": 0.791}),
     _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
-           sha256="1775fca8e64ea62aafd429f416a983c41da9506c0a968344a283038c67990e2a",
-           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0567, "top1": 0.805, "major8_acc": 0.846}),
+           sha256="56d1b537f0fdddc7ce424904e9108087742ae8562216249992e9e3790b59158d",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0544, "top1": 0.816, "major8_acc": 0.855}),
     _model("ferplus-mfn-1.0-fp16", "tflite", "ferplus-mfn-1.0 as TFLite with float16 weights: float32 probabilities",
-           sha256="a532cf8da6158f2011d7b72ab0ed80c3dd0fb24881ef26f8df1dac4f46041731",
-           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0554, "top1": 0.808, "major8_acc": 0.849}),
+           sha256="b56c6d431b64b4ac615d1f56ce6fe66155c552f3f3d077661f6d8adace57638b",
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0530, "top1": 0.823, "major8_acc": 0.864}),
     WeightsEntry(
         "blaze-face-short-range", "blaze_face_short_range.tflite",
         "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
