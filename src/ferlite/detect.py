@@ -78,7 +78,7 @@ class CropGeometry:
 
     square: bool = True
     margin: float = 0.1
-    offset_y: float = -0.15
+    offset_y: float = -0.1
     align: bool = True
     align_min_angle: float = 0.0
 
@@ -92,7 +92,7 @@ class CropGeometry:
 # Measured with benchmarks/crop_geometry.py (docs/crop_geometry.md): MediaPipe's box is ~0.83 of
 # a FER+ frame and sits low in it; Haar's is ~0.96 of it and centred. Haar gives no keypoints to align by.
 DEFAULT_GEOMETRY: dict[str, CropGeometry] = {
-    "mediapipe": CropGeometry(margin=0.1, offset_y=-0.15, align=True),
+    "mediapipe": CropGeometry(margin=0.1, offset_y=-0.1, align=True),
     "haar": CropGeometry(margin=0.0, offset_y=0.0, align=False),
 }
 
