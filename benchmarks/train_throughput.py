@@ -51,10 +51,7 @@ def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, au
                   metrics=M.keras_metrics(), jit_compile=variant == "jit",
                   steps_per_execution=8 if variant == "spe8" else 1)
     ds = make_dataset(x, t.targets, batch_size=batch, training=True, augment=aug, repeat=True)
-    callbacks = []
-    if variant == "ema":
-        ema = WeightAverage(0.999)
-        callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: ema.update(model))]
+    callbacks = [WeightAverage(0.999).callback(model)] if variant == "ema" else []
     model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=callbacks)
     start = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)

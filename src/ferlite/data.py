@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlite._atomic import atomic_path
+from ferlite._atomic import write_npz
 from ferlite.labels import FERPLUS_CLASSES, Targets, votes_to_targets
 from ferlite.weights import cache_dir
 
@@ -95,12 +95,6 @@ class FaceSet:
                                               self.classes, "distribution")
         t = votes_to_targets(self.votes, mode, num_classes)
         return self.images[t.keep], t
-
-
-def _atomic_write_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
 
 
 def _cache_key(label_file: Path, image_names: list[str], size: int) -> str:
@@ -203,7 +197,7 @@ def read_ferplus_folder(folder: str | os.PathLike, *, skip_bad: bool = False, si
         skipped,
     )
     if use_cache:
-        _atomic_write_npz(
+        write_npz(
             cache_file,
             images=faces.images,
             votes=faces.votes,

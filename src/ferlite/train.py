@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
-from ferlite._atomic import atomic_path
+from ferlite._atomic import atomic_path, write_npz
 from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
 from ferlite.distribute import STRATEGIES, scaled_lr
 from ferlite.labels import TARGET_MODES, sample_probability_targets
@@ -108,9 +108,12 @@ class TrainConfig:
 class WeightAverage:
     """Exponential moving average of a model's weights (trainable weights and batch-norm statistics).
 
-    :meth:`update` after every training step: ``avg = d * avg + (1 - d) * w`` with
-    ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so that the first steps' weights fade quickly.
-    :meth:`applied` swaps the average in.
+    :meth:`update` after every training step (:meth:`callback` does it during ``fit``):
+    ``avg = d * avg + (1 - d) * w`` with ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so that
+    the first steps' weights fade quickly. :meth:`applied` swaps the average in.
+
+    Not the Keras optimizer's ``use_ema``: that overwrites the weights with the average at the end of every
+    ``fit`` call, and ferlite calls ``fit`` once per epoch. This one also averages batch-norm statistics.
     """
 
     def __init__(self, decay: float):
@@ -130,6 +133,12 @@ class WeightAverage:
                 avg += (1 - d) * w
         self.updates += 1
 
+    def callback(self, model):
+        """A Keras callback that updates the average after every training batch of ``model``."""
+        import keras
+
+        return keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: self.update(model))
+
     @contextlib.contextmanager
     def applied(self, model):
         """Within the block the model holds the averaged weights; its own weights come back afterwards."""
@@ -142,8 +151,7 @@ class WeightAverage:
 
     def save(self, path: Path) -> None:
         """Write the average and its update count to ``path`` (npz, atomically)."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, *self.weights, updates=self.updates)
+        write_npz(path, *self.weights, updates=self.updates)
 
     def load(self, path: Path) -> None:
         """Read what :meth:`save` wrote."""
@@ -254,6 +262,18 @@ def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int,
         if after_step:
             after_step()
     return dict(zip(("loss", "mae", "top1", "kl"), sums / (steps * global_batch), strict=True))
+
+
+def _val_columns(prefix: str, val: dict) -> dict:
+    """The history columns of one validation score: ``{prefix}_mae``, ``_top1``, ``_kl``, ``_major8``."""
+    return {f"{prefix}_mae": val["mae"], f"{prefix}_top1": val["top1"], f"{prefix}_kl": val["kl"],
+            f"{prefix}_major8": val["major8_acc"]}
+
+
+def _val_summary(row: dict, prefix: str) -> str:
+    """The progress-line text of the columns :func:`_val_columns` wrote."""
+    return (f"val_mae {row[f'{prefix}_mae']:.4f}  val_top1 {row[f'{prefix}_top1']:.3f}  "
+            f"val_major8 {row[f'{prefix}_major8']:.3f}")
 
 
 def _sync_batch_norm(model, on: bool) -> None:
@@ -378,7 +398,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         start_epoch = int(state["epoch"])
         model = keras.models.load_model(run_dir / "last.keras")
         _sync_batch_norm(model, replicas > 1)
-        if cfg.resume and not (out / "history.csv").is_file():  # a worker's scratch folder
+        if not (out / "history.csv").is_file():  # a worker's scratch folder
             shutil.copy(run_dir / "history.csv", out / "history.csv")
         log(f"resuming {run_dir} at epoch {start_epoch + 1} on {replicas} replica(s)")
     else:
@@ -399,6 +419,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     ema = WeightAverage(cfg.ema) if cfg.ema else None
     if ema and cfg.resume:
         ema.load(run_dir / "ema.npz")
+    fit_callbacks = [ema.callback(model)] if ema else []
 
     def train_dataset(epoch_seed: int):
         targets = t.targets
@@ -433,23 +454,19 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         ds = train_dataset(cfg.seed * 100003 + epoch)  # this epoch's order and augmentation depend on the seed only
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             row = _multiworker_epoch(model, strategy, ds, _loss(cfg), steps, cfg.batch_size,
-                                     after_step=ema and (lambda: ema.update(model)))
+                                     after_step=(lambda: ema.update(model)) if ema else None)
         else:
-            step_hook = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: ema.update(model))
-            callbacks = [step_hook] if ema else []
             h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
-                          callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
+                          callbacks=fit_callbacks, verbose=1 if sys.stdout.isatty() else 0)
             row = {k: h.history[k][-1] for k in ("loss", "mae", "top1", "kl")}
         seconds = time.time() - t0
         val, _ = evaluate_arrays(model, val_faces)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        row.update(epoch=epoch + 1, val_mae=val["mae"], val_top1=val["top1"], val_kl=val["kl"],
-                   val_major8=val["major8_acc"], lr=lr, seconds=round(seconds, 1))
+        row.update(epoch=epoch + 1, lr=lr, seconds=round(seconds, 1), **_val_columns("val", val))
         with ema.applied(model) if ema else contextlib.nullcontext():  # best models: the averaged weights, with ema
             if ema:
                 val, _ = evaluate_arrays(model, val_faces)
-                row.update(ema_val_mae=val["mae"], ema_val_top1=val["top1"], ema_val_kl=val["kl"],
-                           ema_val_major8=val["major8_acc"])
+                row.update(_val_columns("ema_val", val))
             improved = val["mae"] < best["mae"]
             if improved:
                 best["mae"] = val["mae"]
@@ -471,10 +488,9 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
                                    "wait": wait})
         done = epoch + 1 - start_epoch
         eta = (time.time() - run_start) / done * (cfg.epochs - epoch - 1)
-        averaged = (f"  ema: val_mae {row['ema_val_mae']:.4f}  val_top1 {row['ema_val_top1']:.3f}  "
-                    f"val_major8 {row['ema_val_major8']:.3f}") if ema else ""
-        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  val_mae {row['val_mae']:.4f}  "
-            f"val_top1 {row['val_top1']:.3f}  val_major8 {row['val_major8']:.3f}{averaged}  lr {lr:.2e}  "
+        averaged = f"  ema: {_val_summary(row, 'ema_val')}" if ema else ""
+        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  {_val_summary(row, 'val')}{averaged}  "
+            f"lr {lr:.2e}  "
             f"{steps * cfg.batch_size / seconds:.0f} img/s  {seconds:.0f}s  ETA {eta / 60:.1f} min")
         if cfg.patience and wait >= cfg.patience:
             log(f"early stopping: val_mae has not improved for {wait} epochs")
