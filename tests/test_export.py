@@ -16,7 +16,9 @@ from ferlite.export import QUANTIZE_MODES, calibration_faces, default_output, ex
 from ferlite.labels import votes_to_targets
 from ferlite.runtime import load_predictor
 
-BUNDLED = Path(__file__).resolve().parents[1] / "src" / "ferlite" / "pretrained" / "ferplus-mfn-1.0.keras"
+PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "ferlite" / "pretrained"
+BUNDLED = PRETRAINED / "ferplus-mfn-1.0.keras"
+SMALL = PRETRAINED / "ferplus-mfn-0.5.keras"
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +38,14 @@ def valid_faces(ferplus_valid, module_home):
 
 
 @pytest.fixture(scope="module")
-def trained_tiny(ferplus_train_sample, tmp_path_factory, module_home) -> Path:
-    """MobileFaceNet alpha 0.25 after 40 training steps on the 1,000-face train sample (outputs far from uniform)."""
-    import keras
+def trained_small(tmp_path_factory) -> Path:
+    """A copy of the bundled ``ferplus-mfn-0.5.keras``: a fixed, fully trained network (60k parameters).
 
-    from ferlite.data import read_ferplus_folder
-    from ferlite.models import create_model
-
-    keras.utils.set_random_seed(0)
-    faces = read_ferplus_folder(ferplus_train_sample)
-    t = votes_to_targets(faces.votes, "seed9", 9)
-    x, y = faces.images[t.keep][..., None], t.targets
-    model = create_model("mobilefacenet", alpha=0.25, num_classes=9)
-    model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy", jit_compile=False)
-    for step in range(40):  # train_on_batch traces once; fit() would trace again per call
-        i = (step * 64) % (len(x) - 64)
-        model.train_on_batch(x[i:i + 64], y[i:i + 64])
-    path = tmp_path_factory.mktemp("trained") / "tiny-trained.keras"
-    model.save(path)
+    A fixed file, not a model trained inside the test: multi-threaded CPU training is not bitwise reproducible,
+    and a briefly trained network's outputs sit near ties, so the int8 checks below varied from run to run.
+    The copy has another name so the registry's metadata for the bundled file does not apply to it."""
+    path = tmp_path_factory.mktemp("trained") / "small-trained.keras"
+    shutil.copy(SMALL, path)
     return path
 
 
@@ -67,21 +59,21 @@ def image_folder(ferplus_valid, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exports(trained_tiny, image_folder, tmp_path_factory) -> dict[str, Path]:
+def exports(trained_small, image_folder, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("exports")
-    return {q: export_tflite(trained_tiny, out / f"tiny-{q}.tflite", q, calibration_data=image_folder,
+    return {q: export_tflite(trained_small, out / f"tiny-{q}.tflite", q, calibration_data=image_folder,
                              num_calibration=100)
             for q in QUANTIZE_MODES}
 
 
-def test_three_formats_with_sidecars(exports, trained_tiny):
+def test_three_formats_with_sidecars(exports, trained_small):
     sizes = {}
     for q, path in exports.items():
         side = json.loads(path.with_suffix(".json").read_text())
         assert side["quantization"] == q and side["format"] == "tflite"
-        assert side["classes"] == list(load_predictor(trained_tiny).classes)
+        assert side["classes"] == list(load_predictor(trained_small).classes)
         assert (side["input_size"], side["channels"]) == (48, 1)
-        assert side["source_model"]["file"] == trained_tiny.name
+        assert side["source_model"]["file"] == trained_small.name
         assert len(side["source_model"]["sha256"]) == 64
         assert side["input"]["dtype"] == "uint8"
         assert side["output"]["dtype"] == ("uint8" if q == "int8" else "float32")
@@ -101,21 +93,30 @@ def test_int8_graph_has_no_float_ops(exports):
     assert any("CONV_2D" in f for f in found) and any("SOFTMAX" in f for f in found)
 
 
-def test_float_exports_match_keras(exports, trained_tiny, valid_faces):
+def test_float_exports_match_keras(exports, trained_small, valid_faces):
     x = valid_faces.images[:256, :, :, None]
-    ref = load_predictor(trained_tiny).predict(x)
+    ref = load_predictor(trained_small).predict(x)
     assert ref.std(axis=0).mean() > 0.01, "the trained fixture should not give near-constant outputs"
     np.testing.assert_allclose(load_predictor(exports["none"]).predict(x), ref, atol=2e-5)
     np.testing.assert_allclose(load_predictor(exports["float16"]).predict(x), ref, atol=5e-3)
 
 
-def test_int8_export_tracks_keras(exports, trained_tiny, valid_faces):
-    x = valid_faces.images[:300, :, :, None]
-    ref = load_predictor(trained_tiny).predict(x)
+def test_int8_export_tracks_keras(exports, trained_small, valid_faces):
+    """Deterministic: a fixed model, fixed calibration faces (the converter gives the same bytes every run).
+
+    Measured on these 1,000 faces (2-core x86_64): mean |int8 - keras| 0.0102, argmax agreement 95.2% overall and
+    98.6% where the Keras top-2 margin exceeds 0.1 (88% of faces). int8 rounding moves single probabilities by up to
+    ~0.4, so faces with near-tied top classes may flip: that is quantization, not a defect. The bounds sit a little
+    below those figures only for other CPUs' float rounding in calibration; on one machine the result never varies."""
+    x = valid_faces.images[:1000, :, :, None]
+    ref = load_predictor(trained_small).predict(x)
     q = load_predictor(exports["int8"]).predict(x)
     np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-5)
-    assert np.abs(q - ref).mean() < 0.01
-    assert (q.argmax(axis=1) == ref.argmax(axis=1)).mean() > 0.9
+    assert np.abs(q - ref).mean() < 0.015
+    agree = q.argmax(axis=1) == ref.argmax(axis=1)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 0.1
+    assert agree.mean() > 0.93 and agree[clear].mean() > 0.97 and clear.mean() > 0.8
 
 
 @pytest.fixture(scope="module")
