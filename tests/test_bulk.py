@@ -192,7 +192,7 @@ def test_bad_options_fail_before_ray(tmp_path):
 def test_import_does_not_import_ray():
     code = "import sys, ferlite, ferlite.bulk, ferlite.cli; print(sorted(m for m in sys.modules if m == 'ray' " \
            "or m.startswith(('ray.', 'pyarrow'))))"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
@@ -201,7 +201,7 @@ def test_without_ray_the_cli_says_what_to_install(photos, tmp_path):
             "from ferlite.cli import main\n"
             "main(['bulk', sys.argv[1], '-o', sys.argv[2]])")
     r = subprocess.run([sys.executable, "-c", code, str(photos), str(tmp_path / "o.parquet")],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and 'pip install "ferlite[bulk]"' in r.stderr, r.stderr
     assert not (tmp_path / "o.parquet").exists()
 

@@ -147,7 +147,7 @@ def test_tflite_model_gives_the_keras_numbers_without_tensorflow(tiny_model_path
     code = ("import json, sys; from ferlite.evaluate import evaluate; r = evaluate(sys.argv[1], sys.argv[2]); "
             "print(json.dumps({'tensorflow_imported': 'tensorflow' in sys.modules, **r.to_json()}))")
     proc = subprocess.run([sys.executable, "-c", code, str(tflite), str(valid_subset)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr
     lite = json.loads(proc.stdout)
     assert lite["tensorflow_imported"] is False and lite["backend"] == "litert"

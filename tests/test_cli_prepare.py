@@ -71,5 +71,5 @@ def test_help_of_every_command():
 def test_console_scripts_installed(script):
     exe = Path(sys.executable).parent / script
     assert exe.is_file(), f"console script {exe} is missing: install the project with pip install -e '.[test]'"
-    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith("Usage: "), r.stderr

@@ -41,7 +41,7 @@ def run_without_tf(code: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh Python with TensorFlow/Keras imports blocked; it ends by checking none was tried."""
     check = "\nassert not attempts, f'tried to import {attempts}'\n"
     return subprocess.run([sys.executable, "-c", BLOCK_TF + code + check, *args], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+                          timeout=300, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
