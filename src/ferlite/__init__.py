@@ -18,6 +18,7 @@ _LAZY = {
     "predict_batch": "ferlite.recognizer",
     "Recognizer": "ferlite.recognizer",
     "read_image": "ferlite.recognizer",
+    "ImageError": "ferlite.images",
     "detect_faces": "ferlite.detect",
     "crop_face": "ferlite.detect",
     "Face": "ferlite.detect",

@@ -107,19 +107,16 @@ def _is_video(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def _cannot_open(path: str) -> str:
-    return f"cannot open {path!r}: not a video file OpenCV can decode"
-
-
 def _video_items(path: str, frames_per_item: int) -> list[dict]:
     """Work items for one video: frame ranges [start, stop) (stop -1: to the end), or one item with its error."""
-    import cv2
+    from ferlite.video import frame_count, open_video
 
-    cap = cv2.VideoCapture(path)
     try:
-        if not cap.isOpened():
-            return [{"paths": [path], "video": True, "start": 0, "stop": 0, "error": _cannot_open(path)}]
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap = open_video(path)
+    except (OSError, ValueError) as exc:
+        return [{"paths": [path], "video": True, "start": 0, "stop": 0, "error": str(exc)}]
+    try:
+        count = frame_count(cap)
     finally:
         cap.release()
     if count <= 0:  # unknown length: one item reads it all
@@ -148,29 +145,39 @@ def _work_items(paths: Sequence[str], batch_size: int) -> list[dict]:
     return items
 
 
-def _pictures(item: dict) -> Iterator[tuple[str, int, np.ndarray | None, str | None]]:
-    """``(source, frame, rgb, error)`` for each picture of a work item; ``rgb`` is None where ``error`` is set."""
+Picture = tuple[str, int, "np.ndarray | None", "tuple[int, int] | None", "str | None"]
+
+
+def _pictures(item: dict) -> Iterator[Picture]:
+    """``(source, frame, rgb, size, error)`` for each picture of a work item: ``rgb`` and ``size`` (its width
+    and height in the file, larger than ``rgb`` for a large JPEG decoded reduced) are None where ``error`` is set.
+
+    A frame range that a video does not hold (its file ends before the frame count of its header) gives one
+    row with ``error`` set at its first missing frame."""
     import cv2
 
-    from ferlite.recognizer import read_image
+    from ferlite.images import read_image_with_size
+    from ferlite.video import frame_count, frame_shortfall, open_video
 
     paths = [str(p) for p in item["paths"]]
     if item["error"]:
-        yield paths[0], 0, None, str(item["error"])
+        yield paths[0], 0, None, None, str(item["error"])
         return
     if not item["video"]:
         for p in paths:
             try:
-                yield p, 0, read_image(p), None
+                rgb, size = read_image_with_size(p)
+                yield p, 0, rgb, size, None
             except (OSError, ValueError, cv2.error) as exc:
-                yield p, 0, None, str(exc)
+                yield p, 0, None, None, str(exc)
         return
     path, start, stop = paths[0], int(item["start"]), int(item["stop"])
-    cap = cv2.VideoCapture(path)
     try:
-        if not cap.isOpened():
-            yield path, start, None, _cannot_open(path)
-            return
+        cap = open_video(path)
+    except (OSError, ValueError) as exc:
+        yield path, start, None, None, str(exc)
+        return
+    try:
         if start:
             cap.set(cv2.CAP_PROP_POS_FRAMES, start)
         frame = start
@@ -178,10 +185,10 @@ def _pictures(item: dict) -> Iterator[tuple[str, int, np.ndarray | None, str | N
             ok, bgr = cap.read()
             if not ok:
                 break
-            yield path, frame, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+            yield path, frame, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None, None
             frame += 1
-        if frame == 0:
-            yield path, 0, None, f"no frame could be decoded from video {path!r}"
+        if frame < stop or frame == 0:
+            yield path, frame, None, None, frame_shortfall(path, frame, max(stop, frame), frame_count(cap))
     finally:
         cap.release()
 
@@ -212,11 +219,15 @@ class _Annotator:
     def __call__(self, batch: dict[str, np.ndarray]):
         import pyarrow as pa
 
+        from ferlite.recognizer import scale_results
+
         rows: list[dict] = []
         for i in range(len(batch["paths"])):
             item = {k: v[i] for k, v in batch.items()}
-            for source, frame, rgb, error in _pictures(item):
+            for source, frame, rgb, size, error in _pictures(item):
                 results = [] if rgb is None else self.recognizer.analyze(rgb)
+                if size is not None:
+                    results = scale_results(results, rgb.shape, size)
                 if not results:
                     rows.append({"source": source, "frame": frame, "face": -1, "error": error})
                 for face, r in enumerate(results):

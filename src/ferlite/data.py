@@ -36,6 +36,8 @@ __all__ = [
     "AugmentConfig",
     "read_ferplus_folder",
     "read_csv_dataset",
+    "read_csv_classes",
+    "require_faces",
     "read_dataset",
     "prepare_ferplus",
     "cache_dir",
@@ -111,20 +113,72 @@ def _cache_key(label_file: Path, image_names: list[str], size: int) -> str:
     return h.hexdigest()[:24]
 
 
+def _csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """The rows of a text CSV file (the first ``limit`` only, if given); DataError naming it if it is not one."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            return [row for _, row in zip(range(limit), reader)] if limit else list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: expected a text CSV file, got unreadable content ({exc})") from None
+
+
 def _parse_label_rows(label_file: Path) -> list[tuple[int, list[str]]]:
-    with open(label_file, newline="") as f:
-        return [(i, row) for i, row in enumerate(csv.reader(f), start=1) if row and any(c.strip() for c in row)]
+    return [(i, row) for i, row in enumerate(_csv_rows(label_file), start=1) if row and any(c.strip() for c in row)]
+
+
+def _csv_classes(path: Path, header: list[str] | None) -> tuple[str, ...]:
+    """The class columns of a generic dataset CSV's header row ``image,<class 1>,<class 2>,...``."""
+    if not header or header[0].strip() != "image" or len(header) < 3:
+        raise DataError(f"{path}, line 1: expected a header 'image,<class 1>,<class 2>,...' with at least two "
+                        f"classes, got {header if header is not None else 'an empty file'}")
+    classes = tuple(c.strip() for c in header[1:])
+    if len(set(classes)) != len(classes) or not all(classes):
+        raise DataError(f"{path}, line 1: class names must be unique and non-empty, got {list(classes)}")
+    return classes
+
+
+def read_csv_classes(csv_file: str | os.PathLike) -> tuple[str, ...]:
+    """The class columns of a generic dataset CSV (its header row only: no image is read).
+
+    Raises:
+        FileNotFoundError: the CSV is missing.
+        DataError: not a text CSV, or a bad header.
+    """
+    path = Path(csv_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset CSV not found: {path}")
+    return _csv_classes(path, next(iter(_csv_rows(path, limit=1)), None))
+
+
+def require_faces(faces: FaceSet, source: str | os.PathLike, purpose: str) -> None:
+    """Raise :class:`DataError` naming the label file when ``faces`` (read from ``source``) holds no face,
+    e.g. a ``label.csv`` without rows, or one whose every row was skipped as bad; ``purpose``: e.g. "score"."""
+    if len(faces):
+        return
+    label_file = Path(source) if str(source).lower().endswith(".csv") else Path(source) / "label.csv"
+    why = f"{len(faces.skipped)} bad rows skipped" if faces.skipped else "it has no data rows"
+    raise DataError(f"{label_file}: no readable face to {purpose} ({why}); expected at least one row naming a "
+                    "readable image")
+
+
+def _read_image(path: Path, mode: str = "gray") -> np.ndarray:
+    """The image of a dataset row (:func:`ferlite.images.read_image`); FileNotFoundError / ValueError saying
+    why not, for the caller to prefix with the file's name."""
+    from ferlite.images import ImageError, read_image
+
+    if not path.is_file():
+        raise FileNotFoundError("file not found")
+    try:
+        return read_image(path, mode=mode)
+    except ImageError as exc:
+        raise ValueError(f"not a readable image: {exc.reason()}") from None
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise FileNotFoundError("file not found")
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if img is None:
-        raise ValueError("not a readable image")
+    img = _read_image(path)
     if img.shape != (size, size):
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img
@@ -227,15 +281,8 @@ def read_csv_dataset(csv_file: str | os.PathLike, *, skip_bad: bool = False, siz
     path = Path(csv_file)
     if not path.is_file():
         raise FileNotFoundError(f"dataset CSV not found: {path}")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or not rows[0] or rows[0][0].strip() != "image" or len(rows[0]) < 3:
-        raise DataError(f"{path}, line 1: expected a header 'image,<class 1>,<class 2>,...' with at least two "
-                        f"classes, got {rows[0] if rows else 'an empty file'}")
-    classes = tuple(c.strip() for c in rows[0][1:])
-    if len(set(classes)) != len(classes) or not all(classes):
-        raise DataError(f"{path}, line 1: class names must be unique and non-empty, got {list(classes)}")
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    rows = _csv_rows(path)
+    classes = _csv_classes(path, rows[0] if rows else None)
     images, votes, names, skipped = [], [], [], []
     for line, row in enumerate(rows[1:], start=2):
         if not row or not any(c.strip() for c in row):
@@ -250,20 +297,16 @@ def read_csv_dataset(csv_file: str | os.PathLike, *, skip_bad: bool = False, siz
             if any(v < 0 or not np.isfinite(v) for v in values) or sum(values) <= 0:
                 raise DataError(f"class values must be non-negative and not all zero, got {values}")
             img_path = path.parent / row[0].strip()
-            data = np.fromfile(img_path, dtype=np.uint8) if img_path.is_file() else None
-            if data is None:
-                raise DataError(f"image {img_path}: file not found")
-            img = cv2.imdecode(data, flag) if data.size else None
-            if img is None:
-                raise DataError(f"image {img_path}: not a readable image")
+            try:
+                img = _read_image(img_path, "gray" if channels == 1 else "rgb")
+            except (FileNotFoundError, ValueError) as exc:
+                raise DataError(f"image {img_path}: {exc}") from None
         except DataError as exc:
             if not skip_bad:
                 raise DataError(f"{path}, line {line}: {exc} (use --skip-bad / skip_bad=True to skip such rows)") \
                     from None
             skipped.append((str(path), line, str(exc)))
             continue
-        if channels == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
         images.append(cv2.resize(img, (size, size), interpolation=interp))
         votes.append(values)
@@ -301,10 +344,7 @@ def prepare_ferplus(fer2013_csv: str | os.PathLike, ferplus_csv: str | os.PathLi
     for p in (fer_path, new_path):
         if not p.is_file():
             raise FileNotFoundError(f"not found: {p}")
-    with open(fer_path, newline="") as f:
-        fer_rows = list(csv.reader(f))
-    with open(new_path, newline="") as f:
-        new_rows = list(csv.reader(f))
+    fer_rows, new_rows = _csv_rows(fer_path), _csv_rows(new_path)
     if not fer_rows or [c.strip() for c in fer_rows[0][:3]] != ["emotion", "pixels", "Usage"]:
         raise DataError(f"{fer_path}, line 1: expected the header 'emotion,pixels,Usage', got {fer_rows[:1]}")
     if not new_rows or [c.strip() for c in new_rows[0][:2]] != ["Usage", "Image name"]:

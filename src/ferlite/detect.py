@@ -2,9 +2,10 @@
 
 :class:`FaceDetector` holds a loaded detector (options object in, plain :class:`Face` results
 out, like MediaPipe Tasks); :func:`detect_faces` is the one-call form. ``detector="auto"`` uses
-MediaPipe's short-range BlazeFace (the registered ``blaze-face-short-range`` file, through
-:func:`ferlite.weights.fetch`) and falls back, with one warning, to OpenCV's Haar cascade when
-that file or MediaPipe cannot be had. :func:`crop_face` cuts a face out the way FER+ faces are
+MediaPipe's short-range BlazeFace: ``model_path`` when given, else the registered
+``blaze-face-short-range`` file through :func:`ferlite.weights.fetch` (cached, else the copy bundled
+in the package, so it works offline, else a download). It falls back, with one warning, to OpenCV's
+Haar cascade only when MediaPipe itself cannot load. :func:`crop_face` cuts a face out the way FER+ faces are
 framed (:class:`CropGeometry`; the defaults were chosen by measurement, see
 ``docs/crop_geometry.md``). This module never imports TensorFlow.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import threading
 import types
@@ -105,11 +107,13 @@ class FaceDetectorOptions:
         detector: ``auto`` (MediaPipe, else Haar with one warning), ``mediapipe`` or ``haar``.
         min_score: minimum detection confidence (MediaPipe only).
         margin: grow each returned box by this fraction of its side on every side, clipped to the image.
+        model_path: a MediaPipe Tasks face-detector ``.tflite`` to use instead of the registered BlazeFace file.
     """
 
     detector: str = "auto"
     min_score: float = DEFAULT_MIN_SCORE
     margin: float = 0.0
+    model_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -118,10 +122,14 @@ class FaceDetectorOptions:
             raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.model_path is not None and not os.path.isfile(self.model_path):
+            raise FileNotFoundError(f"face detector model_path {str(self.model_path)!r} is not a file (expected a "
+                                    "MediaPipe Tasks face detector .tflite, e.g. blaze_face_short_range.tflite)")
 
 
 def check_image(image: object, what: str = "image") -> np.ndarray:
-    """Return ``image`` if it is a non-empty uint8 HxW or HxWx3 array; TypeError/ValueError naming what it got."""
+    """Return ``image`` if it is a non-empty uint8 HxW or HxWx3 array (HxWx1 comes back as its HxW view);
+    TypeError/ValueError naming what it got."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what} must be a numpy uint8 array (HxW gray or HxWx3 RGB/BGR) or an image file path, "
                         f"got {type(image).__name__}")
@@ -131,11 +139,11 @@ def check_image(image: object, what: str = "image") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         raise ValueError(f"{what} has 4 channels (shape {image.shape}); expected HxW or HxWx3: drop the alpha "
                          "channel with img[..., :3]")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
         raise ValueError(f"{what} must be HxW (gray) or HxWx3 (RGB/BGR), got shape {image.shape}")
     if image.size == 0:
         raise ValueError(f"{what} is empty (shape {image.shape}); expected a uint8 HxW or HxWx3 image")
-    return image
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 def to_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
@@ -168,11 +176,11 @@ def _import_mediapipe():
     return mp, BaseOptions, vision
 
 
-def _load_mediapipe(min_score: float):
+def _load_mediapipe(min_score: float, model_path: str | None = None):
     from ferlite.weights import fetch
 
     _, base_options, vision = _import_mediapipe()
-    path = fetch("blaze-face-short-range")
+    path = model_path or fetch("blaze-face-short-range")
     opts = vision.FaceDetectorOptions(base_options=base_options(model_asset_path=str(path)),
                                       min_detection_confidence=min_score)
     return vision.FaceDetector.create_from_options(opts)
@@ -215,7 +223,7 @@ class FaceDetector:
         self._haar = None
         if self.options.detector != "haar":
             try:
-                self._mp = _load_mediapipe(self.options.min_score)
+                self._mp = _load_mediapipe(self.options.min_score, self.options.model_path)
             except (ImportError, OSError, RuntimeError) as exc:
                 if self.options.detector == "mediapipe":
                     raise

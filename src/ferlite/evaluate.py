@@ -29,13 +29,13 @@ import numpy as np
 
 from ferlite import metrics as M
 from ferlite._atomic import atomic_path
-from ferlite.data import DataError, FaceSet, read_dataset
+from ferlite.data import DataError, FaceSet, read_csv_classes, read_dataset, require_faces
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
 from ferlite.runtime import Predictor, load_predictor
 from ferlite.weights import DEFAULT_MODEL
 
-__all__ = ["EvalReport", "check_classes", "score", "score_distribution", "score_faces", "evaluate", "format_report",
-           "plot_report"]
+__all__ = ["EvalReport", "check_classes", "check_csv_columns", "score", "score_distribution", "score_faces",
+           "evaluate", "format_report", "plot_report"]
 
 _SCORABLE = (FERPLUS_CLASSES[:8], FERPLUS_CLASSES[:9])
 
@@ -49,6 +49,22 @@ def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
             f"{list(_SCORABLE[0])}, or those followed by 'unknown' (9 classes), in that order"
         )
     return classes
+
+
+def check_csv_columns(columns: Sequence[str], classes: Sequence[str], csv_file: str | os.PathLike = "the CSV",
+                      model: str | os.PathLike = "the model") -> None:
+    """Raise :class:`~ferlite.data.DataError` unless a CSV dataset's class ``columns`` are the model's ``classes``,
+    in the same order; the message lists the unknown and missing columns and the model's classes."""
+    columns, classes = tuple(columns), tuple(classes)
+    if columns == classes:
+        return
+    unknown = [c for c in columns if c not in classes]
+    missing = [c for c in classes if c not in columns]
+    problems = ([f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + \
+               ([f"no column for {', '.join(missing)}"] if missing else [])
+    raise DataError(f"{csv_file}, line 1: the dataset's classes {list(columns)} are not the model's {list(classes)} "
+                    f"({'; '.join(problems) or 'the same classes in another order'}): a CSV dataset scored by "
+                    f"{model} must have the columns image,{','.join(classes)}")
 
 
 def score(votes: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
@@ -119,9 +135,7 @@ def score_faces(faces: FaceSet, probs: np.ndarray, classes: Sequence[str]) -> di
     """
     if faces.is_ferplus:
         return score(faces.votes, probs, classes)
-    if tuple(classes) != faces.classes:
-        raise ValueError(f"the dataset's classes {list(faces.classes)} are not the model's {list(classes)}: "
-                         "a CSV dataset must have the model's classes as columns, in the same order")
+    check_csv_columns(faces.classes, classes)
     _, t = faces.targets()
     return {**score_distribution(t.targets, np.asarray(probs)[t.keep], classes), "faces": len(faces),
             "dropped": t.dropped}
@@ -215,13 +229,13 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    is_csv = str(data).lower().endswith(".csv")
-    if not is_csv:
+    columns = read_csv_classes(data) if str(data).lower().endswith(".csv") else FERPLUS_CLASSES
+    if columns == FERPLUS_CLASSES:  # a FER+ folder, or a CSV of FER+ votes: the FER+ protocols
         check_classes(predictor.classes)
+    else:  # refused before any image is read
+        check_csv_columns(columns, predictor.classes, data, predictor.path)
     faces = read_dataset(data, skip_bad=skip_bad, size=predictor.input_size, channels=predictor.channels)
-    if not len(faces):
-        label_file = Path(data) if is_csv else Path(data) / "label.csv"
-        raise DataError(f"{label_file}: no readable face to score ({len(faces.skipped)} bad rows skipped)")
+    require_faces(faces, data, "score")
     probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor.channels))
                             for i in range(0, len(faces), batch_size)])
     s = score_faces(faces, probs, predictor.classes)

@@ -19,6 +19,7 @@ the default int8 model under 320 KB. TensorFlow is imported only inside :func:`e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import warnings
@@ -97,18 +98,23 @@ def calibration_faces(folder: str | os.PathLike | None, n: int, *, size: int = 4
     else:
         files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         files = [files[i] for i in np.sort(rng.choice(len(files), min(n, len(files)), replace=False))]
-        images = []
-        for p in files:
-            img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-            if img is None:
-                raise ValueError(f"calibration image {p} is not a readable image")
-            images.append(img)
+        images = [_calibration_image(p) for p in files]
     if len(images) == 0:
         raise ValueError(f"no faces in {root}: expected a FER+ split folder (label.csv + PNGs) or a folder of "
                          f"face images ({', '.join(IMAGE_SUFFIXES)})")
     faces = np.stack([img if img.shape == (size, size) else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
                       for img in images])[..., None]
     return (np.repeat(faces, 3, axis=-1) if channels == 3 else faces), root
+
+
+def _calibration_image(path: Path) -> np.ndarray:
+    from ferlite.images import ImageError, read_image
+
+    try:
+        return read_image(path, mode="gray")
+    except ImageError as exc:
+        raise ImageError(f"calibration image {path} is not a readable image: {exc.reason()}", path=path,
+                         problem=exc.problem, expected=exc.expected) from None
 
 
 def float_fallbacks(model: str | os.PathLike | bytes) -> list[str]:
@@ -221,13 +227,14 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         The path of the written ``.tflite`` file.
 
     Raises:
-        ValueError: unknown ``quantize``, an output not ending in ``.tflite``, a model that is not ``.keras``,
+        ValueError: unknown ``quantize``, an output not ending in ``.tflite``, a model that is not a usable
+            ``.keras`` file (see :func:`ferlite.modelfile.load_keras_model`), a sidecar that disagrees with it,
             or unusable calibration data.
         FileNotFoundError: the model or the calibration folder does not exist.
         RuntimeError: the int8 graph is not fully integer.
     """
     from ferlite import weights
-    from ferlite.sidecar import classes_of, model_info, write_sidecar
+    from ferlite.sidecar import check_signature, model_info, write_sidecar
 
     _check_mode(quantize)
     out = Path(output)
@@ -239,10 +246,11 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     if out.with_suffix(".json").resolve() == src.with_suffix(".json").resolve():
         raise ValueError(f"output {out} would overwrite {src.with_suffix('.json')}, the sidecar of the source "
                          "model: choose another name")
-    import keras  # only now: bad arguments are refused without the slow TensorFlow import
+    from ferlite.modelfile import load_keras_model  # checks the file before the slow TensorFlow import
 
-    model = keras.models.load_model(src, compile=False)
-    size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
+    model = load_keras_model(src)
+    source_info = model_info(src)
+    size, channels, classes = check_signature(src, source_info, model.input_shape, model.output_shape)
     faces, calib_dir = None, None
     if quantize == "int8":
         faces, calib_dir = calibration_faces(calibration_data, num_calibration, size=size, channels=channels,
@@ -250,18 +258,17 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     content = _strip_names(_convert(model, quantize, faces))
     inp, outp = _check_tflite(content, quantize)
 
-    source_info = model_info(src)
-    classes = list(classes_of(source_info, int(model.output_shape[-1])))
     sidecar = {
         "name": out.stem,
         "format": "tflite",
         "quantization": quantize,
-        "classes": classes,
+        "classes": list(classes),
         "input_size": size,
         "channels": channels,
         "input": inp,
         "output": outp,
         "size_bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),  # checked on load: a TFLite flatbuffer has no checksum
         "source_model": {"file": src.name, "name": source_info.get("name", src.stem),
                          "sha256": weights.file_sha256(src),
                          **{k: source_info[k] for k in ("architecture", "alpha") if k in source_info}},

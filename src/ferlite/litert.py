@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlite.modelfile import TFLITE_EXPECTED, describe_file
 from ferlite.runtime import Predictor
-from ferlite.sidecar import classes_of
+from ferlite.sidecar import check_signature
 
 __all__ = ["MAX_BATCH", "litert_predictor"]
 
@@ -42,8 +43,9 @@ class _Runner:
         kwargs = {} if num_threads is None else {"num_threads": int(num_threads)}
         try:
             self.interpreter = Interpreter(model_path=str(path), **kwargs)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not a valid .tflite model: {exc}") from exc
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"{path} is not a valid .tflite model: expected {TFLITE_EXPECTED}, got "
+                             f"{describe_file(path)} that LiteRT refuses ({' '.join(str(exc).split())})") from exc
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(f"{path}: expected a model with one input and one output, "
@@ -98,13 +100,5 @@ def litert_predictor(path: str | os.PathLike, sidecar: dict, num_threads: int | 
     runner = _Runner(path, num_threads)
     shape = [int(d) for d in runner.input["shape"]]
     out_shape = [int(d) for d in runner.output["shape"]]
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3) or len(out_shape) != 2:
-        raise ValueError(f"{path}: expected input (B, S, S, 1|3) and output (B, K), got {shape} and {out_shape}")
-    size, channels, n = shape[1], shape[3], out_shape[1]
-    for key, value in (("input_size", size), ("channels", channels)):
-        if key in sidecar and int(sidecar[key]) != value:
-            raise ValueError(f"{path}: sidecar says {key}={sidecar[key]}, but the model's input is {shape[1:]}")
-    classes = classes_of(sidecar, n)
-    if len(classes) != n:
-        raise ValueError(f"{path}: sidecar names {len(classes)} classes but the model has {n} outputs")
+    size, channels, classes = check_signature(path, sidecar, shape, out_shape)
     return Predictor(path, classes, size, channels, "litert", runner)

@@ -2,8 +2,9 @@
 
 A recogniser pairs a model (``.keras`` or ``.tflite``, loaded by :func:`ferlite.runtime.load_predictor`)
 with a face detector (:mod:`ferlite.detect`). Faces are numpy uint8 arrays, HxW gray or HxWx3 RGB
-(``color="bgr"`` for OpenCV frames), of any size, or paths to image files. Nothing here imports
-TensorFlow unless a ``.keras`` model is loaded.
+(``color="bgr"`` for OpenCV frames), of any size, or paths to image files (read by
+:func:`ferlite.images.read_image`, re-exported here). Nothing here imports TensorFlow unless a ``.keras``
+model is loaded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -25,27 +25,28 @@ from ferlite.detect import (
     crop_face,
     to_rgb,
 )
+from ferlite.images import read_image, read_image_with_size
 from ferlite.runtime import Predictor, load_predictor
 
-__all__ = ["Recognizer", "predict", "predict_batch", "read_image"]
+__all__ = ["Recognizer", "predict", "predict_batch", "read_image", "scale_results"]
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an RGB uint8 array (gray files give 3 equal channels).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not an image OpenCV can decode.
-    """
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image file not found: {str(p)!r} (expected a path to an existing image file)")
-    img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{str(p)!r} is not a readable image (expected a PNG, JPEG, BMP, TIFF or WebP file)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+def scale_results(results: list[dict], shape: tuple[int, ...], size: tuple[int, int]) -> list[dict]:
+    """:meth:`Recognizer.analyze` results on a picture of ``shape`` (H, W, ...), with boxes and keypoints moved
+    to pixels of the same picture at ``size`` (width, height): a large JPEG that
+    :func:`~ferlite.images.read_image_with_size` decoded reduced. The results as they are when the sizes agree."""
+    h, w = shape[:2]
+    if (w, h) == tuple(size):
+        return results
+    sx, sy = size[0] / w, size[1] / h
+    out = []
+    for r in results:
+        x, y, bw, bh = r["box"]
+        x0, y0 = round(x * sx), round(y * sy)
+        x1, y1 = min(size[0], round((x + bw) * sx)), min(size[1], round((y + bh) * sy))
+        out.append({**r, "box": (x0, y0, x1 - x0, y1 - y0),
+                    "keypoints": [(kx * sx, ky * sy) for kx, ky in r["keypoints"]]})
+    return out
 
 
 class Recognizer:
@@ -123,7 +124,7 @@ class Recognizer:
         import pandas as pd
 
         if isinstance(faces, (str, os.PathLike)) or (isinstance(faces, np.ndarray) and (
-                faces.ndim < 3 or (faces.ndim == 3 and faces.shape[-1] == 3))):
+                faces.ndim < 3 or (faces.ndim == 3 and faces.shape[-1] in (1, 3)))):
             got = f"an array of shape {faces.shape}" if isinstance(faces, np.ndarray) else repr(str(faces))
             raise TypeError(f"predict_batch takes a sequence of faces, got one face ({got}); use predict() for one")
         if not isinstance(faces, (Iterable, np.ndarray)):
@@ -139,10 +140,12 @@ class Recognizer:
 
         Returns:
             ``[{"box": (x, y, w, h), "score": float, "keypoints": [(x, y), ...], "emotions": {class: p},
-            "top": class}]``, with boxes and keypoints in pixels of the input image.
+            "top": class}]``, with boxes and keypoints in pixels of the input image (of the file, for a
+            path, also when a large JPEG is decoded reduced: see :mod:`ferlite.images`).
         """
         if isinstance(image, (str, os.PathLike)):
-            image, color = read_image(image), "rgb"
+            rgb, size = read_image_with_size(image)
+            return scale_results(self.analyze(rgb), rgb.shape, size)
         rgb = to_rgb(image, color)
         faces = self.detector.detect(rgb)
         if not faces:

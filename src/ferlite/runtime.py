@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlite.sidecar import classes_of, model_info
+from ferlite.sidecar import check_signature, model_info
 
 __all__ = ["Predictor", "load_predictor"]
 
@@ -53,13 +53,12 @@ class Predictor:
 
 
 def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
-    import keras
     import tensorflow as tf
 
-    model = keras.models.load_model(path, compile=False)
-    size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
-    n = int(model.output_shape[-1])
-    classes = classes_of(sidecar, n)
+    from ferlite.modelfile import load_keras_model
+
+    model = load_keras_model(path)
+    size, channels, classes = check_signature(path, sidecar, model.input_shape, model.output_shape)
 
     # One graph traced for every batch size: an eager call costs ~15x more at batch 1 (54 vs 3.5 ms), and
     # predict_on_batch retraces for each new batch size.
@@ -77,11 +76,14 @@ def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
 
     Raises:
         FileNotFoundError: the path does not exist (or the name is neither registered nor a file).
-        ValueError: the file is not a ``.keras`` or ``.tflite`` model.
+        ValueError: the file is not a usable ``.keras`` or ``.tflite`` model (damaged, truncated, another format,
+            a ``Lambda`` layer), or its sidecar disagrees with it; the message names the file, what it looked like
+            and what was expected.
     """
     from ferlite import weights
+    from ferlite.modelfile import check_model_file
 
-    path = weights.resolve_model(name_or_path)
+    path = check_model_file(weights.resolve_model(name_or_path))
     sidecar = model_info(path)
     if path.suffix == ".keras":
         return _keras_predictor(path, sidecar)

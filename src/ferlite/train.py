@@ -32,11 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
-from ferlite._atomic import atomic_path, write_npz
-from ferlite.data import AugmentConfig, FaceSet, make_dataset, read_dataset
+from ferlite._atomic import atomic_path, remove_temporaries, write_npz
+from ferlite.data import AugmentConfig, DataError, FaceSet, make_dataset, read_dataset, require_faces
 from ferlite.distribute import STRATEGIES, scaled_lr
 from ferlite.labels import TARGET_MODES, sample_probability_targets
+from ferlite.modelfile import load_keras_model
 from ferlite.sidecar import write_sidecar
+from ferlite.weights import file_sha256
 
 __all__ = ["TrainConfig", "WeightAverage", "train", "evaluate_arrays"]
 
@@ -96,12 +98,16 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.freeze_backbone < self.epochs:
             raise ValueError(f"freeze_backbone must be in 0..epochs-1, got {self.freeze_backbone}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         AugmentConfig.preset(self.aug)
 
 
@@ -214,11 +220,9 @@ def _loss(cfg: TrainConfig):
 def _transfer_weights(model, source: str) -> list[str]:
     """Copy weights layer by layer (matched by name and shape) from a checkpoint path or registered name
     (``default``: the default pretrained model); return the layers that received nothing."""
-    import keras
-
     from ferlite.weights import resolve_model
 
-    source = keras.models.load_model(resolve_model(None if source == "default" else source), compile=False)
+    source = load_keras_model(resolve_model(None if source == "default" else source))
     by_name = {layer.name: layer for layer in source.layers}
     missed = []
     for layer in model.layers:
@@ -332,6 +336,103 @@ def _output_dir(cfg: TrainConfig) -> Path:
     return Path("checkpoints") / time.strftime(f"{cfg.model}_{cfg.alpha:g}_%Y%m%d-%H%M%S")
 
 
+def _prepare_run_dir(run_dir: Path) -> bool:
+    """Create the run folder if needed and prove that it takes a file, before any data is read or any epoch runs;
+    remove temporary files a killed run left in it. Return whether the folder was created here."""
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-") as probe:
+            probe.write(b"ferlite")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise OSError(f"cannot write the run folder {run_dir}: {exc}; expected a folder ferlite can create and "
+                      "write to: choose another --output-dir, fix its permissions or free some space") from exc
+    remove_temporaries(run_dir)
+    return created
+
+
+def _save_model(model, path: Path) -> None:
+    """``model.save`` atomically: a kill or a full disk mid-save leaves the previous file, never a partial one."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def _checkpoint_files(ema: bool) -> tuple[str, ...]:
+    """The files ``state.json`` vouches for (by sha256): what ``resume`` loads."""
+    return ("last.keras", "ema.npz") if ema else ("last.keras",)
+
+
+def _read_state(run_dir: Path, ema: bool) -> tuple[dict, bool]:
+    """``state.json`` of a run, checked against the checkpoint files it records, and whether it was rolled forward.
+
+    A run killed between replacing ``last.keras`` (and ``ema.npz``) and ``state.json`` has a complete checkpoint of
+    the next epoch: the state is then rolled forward from ``best_mae.json`` / ``best_major8.json``, written earlier
+    in that epoch. Raises ValueError when the files cannot be reconciled.
+    """
+    state_file = run_dir / "state.json"
+    try:
+        state = json.loads(state_file.read_text())
+        int(state["epoch"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--resume: {state_file} is not a training state ({exc}): expected a JSON object with the "
+                         "epoch of the last checkpoint") from None
+    recorded = state.get("sha256") or {}
+    changed = [f for f, digest in recorded.items() if (run_dir / f).is_file() and file_sha256(run_dir / f) != digest]
+    if not changed:
+        return state, False
+    if sorted(changed) != sorted(_checkpoint_files(ema)):
+        raise ValueError(f"--resume: {', '.join(changed)} in {run_dir} do not match state.json (epoch "
+                         f"{state['epoch']}) but the other checkpoint files do: the run was killed while writing its "
+                         "checkpoint and cannot be resumed exactly; start a new run (--init-weights "
+                         f"{run_dir / 'last.keras'} keeps the weights)")
+    epoch = int(state["epoch"]) + 1  # every checkpoint file is the next epoch's: it completed
+    best = {k: json.loads((run_dir / f"best_{k}.json").read_text()) for k in ("mae", "major8")
+            if (run_dir / f"best_{k}.json").is_file()}
+    return {"epoch": epoch, "best_mae": best["mae"]["valid"]["mae"] if "mae" in best else None,
+            "best_major8": best["major8"]["valid"]["major8_acc"] if "major8" in best else None,
+            "wait": epoch - best["mae"]["epoch"] if "mae" in best else 0,
+            "sha256": {f: file_sha256(run_dir / f) for f in _checkpoint_files(ema)}}, True
+
+
+def _read_history(path: Path, fields: list[str], epochs: int) -> list[list[str]]:
+    """The rows of ``history.csv`` for epochs 1..``epochs`` (a row of an epoch whose checkpoint was not written,
+    because the run was killed, is dropped: that epoch runs again)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != fields:
+        raise ValueError(f"--resume: {path} has columns {rows[0] if rows else 'none'}, this run writes {fields}: "
+                         "resume with the options of the original run (e.g. the same --ema)")
+    return [r for r in rows[1:] if len(r) == len(fields) and r[0].isdigit() and int(r[0]) <= epochs]
+
+
+def _write_history(path: Path, fields: list[str], rows: list[list]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(fields)
+        writer.writerows(rows)
+
+
+def _check_trainable(cfg: TrainConfig, train_faces: FaceSet, x_train: np.ndarray, val_faces: FaceSet,
+                     n_cls: int) -> None:
+    """Refuse, before anything is written, data that cannot make one training step or one validation score."""
+    require_faces(train_faces, cfg.train, "train on")
+    require_faces(val_faces, cfg.val, "validate on")
+    if not len(x_train):
+        raise DataError(f"{cfg.train}: none of its {len(train_faces)} faces has a vote for the {n_cls} classes of "
+                        f"--target-mode {cfg.target_mode}: nothing to train on")
+    if not len(val_faces.targets("seed9", n_cls)[0]):
+        raise DataError(f"{cfg.val}: none of its {len(val_faces)} faces has a vote for the model's {n_cls} classes: "
+                        "nothing to validate on")
+    if len(x_train) < cfg.batch_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(x_train)} training faces "
+                         f"({cfg.target_mode} kept {len(x_train)} of {len(train_faces)}): every step takes one full "
+                         f"batch, so pass --batch-size {len(x_train)} or less (the batch size is not shrunk for you: "
+                         "it shapes the learning-rate schedule, the batch-norm statistics and, with --scale-lr, the "
+                         "peak learning rate)")
+
+
 def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], object] = print) -> dict:
     """Train a model as ``cfg`` says; return the final sidecar (including validation metrics).
 
@@ -355,8 +456,9 @@ def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], 
     if not cfg.resume and (run_dir / "last.keras").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another "
                               "--output-dir")
+    created = False
     if is_chief(strategy):
-        run_dir.mkdir(parents=True, exist_ok=True)
+        created = _prepare_run_dir(run_dir)
         folder = contextlib.nullcontext(run_dir)
     else:  # another worker: a scratch folder, removed at the end, and log lines that say who wrote them
         task_type, task_id = worker_id(strategy)
@@ -366,8 +468,13 @@ def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], 
         def log(msg: str) -> None:
             say(f"[{task_type} {task_id}] {msg}")
 
-    with folder as out, strategy.scope():
-        return _train(cfg, strategy, Path(out), run_dir, command, log)
+    try:
+        with folder as out, strategy.scope():
+            return _train(cfg, strategy, Path(out), run_dir, command, log)
+    except BaseException:
+        if created and not any(run_dir.iterdir()):  # refused before the first checkpoint: leave nothing behind
+            run_dir.rmdir()
+        raise
 
 
 def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | None, log) -> dict:
@@ -384,19 +491,23 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
                          "they must be the same, in the same order")
     x_train, t = train_faces.targets(cfg.target_mode, cfg.num_classes)
     n_cls = t.targets.shape[1]
+    _check_trainable(cfg, train_faces, x_train, val_faces, n_cls)
     log(f"train: {len(x_train)} faces kept by {cfg.target_mode} ({t.dropped} dropped), {n_cls} classes; "
         f"valid: {len(val_faces)} faces; global batch {cfg.batch_size} on {replicas} replica(s), "
         f"peak lr {cfg.peak_lr:g}")
     steps = len(x_train) // cfg.batch_size
-    if steps < 1:
-        raise ValueError(f"{len(x_train)} training faces are fewer than one batch of {cfg.batch_size}")
 
     start_epoch, state = 0, {}
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
-        state = json.loads((run_dir / "state.json").read_text())
+        state, rolled = _read_state(run_dir, bool(cfg.ema))
         start_epoch = int(state["epoch"])
-        model = keras.models.load_model(run_dir / "last.keras")
+        if rolled:
+            log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
+                f"checkpoint of epoch {start_epoch} is complete, continuing from it")
+            if out == run_dir:
+                write_sidecar(run_dir / "state.json", state)
+        model = load_keras_model(run_dir / "last.keras", compile=True)
         _sync_batch_norm(model, replicas > 1)
         if not (out / "history.csv").is_file():  # a worker's scratch folder
             shutil.copy(run_dir / "history.csv", out / "history.csv")
@@ -437,9 +548,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     fields = ["epoch", "loss", "mae", "top1", "kl", "val_mae", "val_top1", "val_kl", "val_major8", "lr", "seconds"]
     if ema:  # the averaged weights' scores, which select the best models
         fields[9:9] = ["ema_val_mae", "ema_val_top1", "ema_val_kl", "ema_val_major8"]
-    if not cfg.resume:
-        with open(history_file, "w", newline="") as f:
-            csv.writer(f).writerow(fields)
+    history = _read_history(history_file, fields, start_epoch) if cfg.resume else []
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_mae", factor=0.5, patience=3, min_lr=1e-6)
     plateau.set_model(model)
     run_start = time.time()
@@ -463,29 +572,35 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         val, _ = evaluate_arrays(model, val_faces)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         row.update(epoch=epoch + 1, lr=lr, seconds=round(seconds, 1), **_val_columns("val", val))
-        with ema.applied(model) if ema else contextlib.nullcontext():  # best models: the averaged weights, with ema
+        try:  # every file is replaced atomically; state.json last, vouching for the checkpoint by sha256
+            with ema.applied(model) if ema else contextlib.nullcontext():  # best models: the averaged weights
+                if ema:
+                    val, _ = evaluate_arrays(model, val_faces)
+                    row.update(_val_columns("ema_val", val))
+                improved = val["mae"] < best["mae"]
+                if improved:
+                    best["mae"] = val["mae"]
+                    _save_model(model, out / "best_mae.keras")
+                    write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
+                if val["major8_n"] and val["major8_acc"] > best["major8"]:
+                    best["major8"] = val["major8_acc"]
+                    _save_model(model, out / "best_major8.keras")
+                    write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
+            history.append([row[k] for k in fields])
+            _write_history(history_file, fields, history)
+            wait = 0 if improved else wait + 1
+            if cfg.schedule == "plateau":
+                plateau.on_epoch_end(epoch, {"val_mae": val["mae"]})
+            _save_model(model, out / "last.keras")
             if ema:
-                val, _ = evaluate_arrays(model, val_faces)
-                row.update(_val_columns("ema_val", val))
-            improved = val["mae"] < best["mae"]
-            if improved:
-                best["mae"] = val["mae"]
-                model.save(out / "best_mae.keras")
-                write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
-            if val["major8_n"] and val["major8_acc"] > best["major8"]:
-                best["major8"] = val["major8_acc"]
-                model.save(out / "best_major8.keras")
-                write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
-        with open(history_file, "a", newline="") as f:
-            csv.writer(f).writerow([row[k] for k in fields])
-        wait = 0 if improved else wait + 1
-        if cfg.schedule == "plateau":
-            plateau.on_epoch_end(epoch, {"val_mae": val["mae"]})
-        model.save(out / "last.keras")
-        if ema:
-            ema.save(out / "ema.npz")
-        write_sidecar(out / "state.json", {"epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"],
-                                   "wait": wait})
+                ema.save(out / "ema.npz")
+            write_sidecar(out / "state.json", {
+                "epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"], "wait": wait,
+                "sha256": {f: file_sha256(out / f) for f in _checkpoint_files(bool(ema))}})
+        except OSError as exc:
+            raise OSError(f"could not write the epoch {epoch + 1} checkpoint in {out}: {exc}; the folder keeps the "
+                          f"last complete one (epoch {epoch}): free some space, then run again with --resume") \
+                from exc
         done = epoch + 1 - start_epoch
         eta = (time.time() - run_start) / done * (cfg.epochs - epoch - 1)
         averaged = f"  ema: {_val_summary(row, 'ema_val')}" if ema else ""
@@ -497,10 +612,10 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
             break
 
     _plot_curves(history_file, out / "curves.png")
-    best_model = keras.models.load_model(out / "best_mae.keras", compile=False)  # no optimizer state
+    best_model = load_keras_model(out / "best_mae.keras")  # no optimizer state
     _sync_batch_norm(best_model, False)
     best_info = json.loads((out / "best_mae.json").read_text())
-    best_model.save(out / "model.keras")
+    _save_model(best_model, out / "model.keras")
     sidecar = {
         "name": out.name,
         "architecture": cfg.model,

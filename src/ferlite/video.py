@@ -4,6 +4,9 @@
   matched from frame to frame by box overlap (:func:`box_iou`).
 * :func:`draw_results`: boxes, the top emotion with its percentage, small per-class bars, FPS.
 * :class:`ResultWriter`: one CSV row / JSON line per face, flushed as they go.
+* :func:`open_video`: a video file opened with OpenCV, or an error saying why it cannot be
+  (empty, an MP4 cut short or without frames, not a video); :func:`frame_shortfall` words a video
+  that ends before the frame count its header announces (a truncated file).
 
 Results are the dicts of :meth:`ferlite.recognizer.Recognizer.analyze`. Never imports TensorFlow.
 """
@@ -19,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["box_iou", "EmotionSmoother", "draw_results", "ResultWriter"]
+__all__ = ["box_iou", "EmotionSmoother", "draw_results", "ResultWriter", "open_video", "frame_count",
+           "frame_shortfall"]
 
 Box = tuple[int, int, int, int]
+VIDEO_EXPECTED = "a video file OpenCV can decode (MP4, AVI, MOV, MKV, WebM...)"
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -173,3 +178,75 @@ class ResultWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _mp4_problem(path: Path) -> str | None:
+    """Why an MP4/MOV file (one starting with an ``ftyp`` box) cannot be played, from its top-level boxes."""
+    with open(path, "rb") as f:
+        n = os.fstat(f.fileno()).st_size
+        if f.read(8)[4:8] != b"ftyp":
+            return None
+        pos, moov = 0, None
+        while pos + 8 <= n:
+            f.seek(pos)
+            header = f.read(16)
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if size == 1 and len(header) == 16:
+                size = int.from_bytes(header[8:16], "big")
+            elif size == 0:  # the last box, up to the end of the file
+                size = n - pos
+            if size < 8:
+                return f"a corrupt MP4: a box of {size} bytes at byte {pos}"
+            if pos + size > n:
+                lost = "" if moov is not None else ", and it has no 'moov' box (the index a player needs)"
+                return f"truncated: the MP4 ends after {n} bytes, inside its {kind.decode('latin-1')!r} box{lost}"
+            if kind == b"moov":
+                f.seek(pos + 8)
+                moov = f.read(min(size - 8, 1 << 24))
+            pos += size
+    if moov is None:
+        return "an MP4 without its 'moov' box (the index a player needs): cut short, or never finished writing"
+    if b"trak" not in moov:
+        return "an MP4 without any track: no frame was ever written to it"
+    return None
+
+
+def open_video(path: str | os.PathLike):
+    """A ``cv2.VideoCapture`` of a video file, opened.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is empty, an MP4 cut short or holding no frame, or not a video OpenCV can
+            decode; the message names the file, why, and what was expected.
+    """
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"video file not found: {str(p)!r} (expected a path to an existing video file)")
+    if p.stat().st_size == 0:
+        problem = "the file is empty (0 bytes)"
+    else:
+        cap = cv2.VideoCapture(str(p))
+        if cap.isOpened():
+            return cap
+        cap.release()
+        problem = _mp4_problem(p) or "not a video file OpenCV can decode"
+    raise ValueError(f"cannot open video {str(p)!r}: {problem} (expected {VIDEO_EXPECTED})")
+
+
+def frame_count(cap) -> int:
+    """The number of frames an opened ``cv2.VideoCapture``'s header announces; 0 when unknown (a camera)."""
+    import cv2
+
+    return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+
+def frame_shortfall(source: str, first: int, stop: int, announced: int) -> str:
+    """What to say of a video whose frames ``first`` to ``stop - 1`` (of the ``announced`` of its header,
+    0 if unknown) could not be decoded."""
+    header = f"its header announces {announced}" if announced > 0 else "its header gives no frame count"
+    if first == 0 and stop >= announced:
+        return f"no frame could be decoded from video {source!r} ({header}; expected at least one readable frame)"
+    return (f"frames {first} to {stop - 1} of video {source!r} could not be decoded ({header}): the file is "
+            "truncated or corrupt there")

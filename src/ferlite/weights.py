@@ -3,6 +3,9 @@
 Resolution of a registered name, in order: a cached file with the registered sha256 > the file
 bundled inside the package with the registered sha256 > a download, checked against the sha256
 (pooch writes to a temporary name first, so a file with the wrong hash is never used nor left behind).
+The expression models are bundled only (their release URL is not published, so a missing bundled model
+is an error); the face detector is bundled and also downloadable from MediaPipe's own URL
+(``fallback_download``), so a package without it still works online.
 
 * Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``; weights live in its ``weights/``.
 * Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detector's included
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +74,7 @@ class WeightsEntry:
     preprocessing: str = ""
     metrics: dict[str, float] = field(default_factory=dict, hash=False)
     bundled: bool = False
+    fallback_download: bool = False  # bundled, and downloaded from ``url`` when the package lacks the file
 
     def __post_init__(self) -> None:
         if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef")):
@@ -117,6 +122,7 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
         "blaze_face_short_range.tflite",
         "detector", "MediaPipe BlazeFace short-range face detector (float16, Apache-2.0), for MediaPipe Tasks",
         input_size=128, channels=3, preprocessing="RGB image of any size; MediaPipe Tasks resizes it",
+        bundled=True, fallback_download=True,  # Apache-2.0: pretrained/blaze_face_short_range.LICENSE.txt
     ),
 )}
 DEFAULT_MODEL = "ferplus-mfn-1.0"
@@ -194,8 +200,8 @@ def locate(name: str) -> Path | None:
 
 
 def _missing_bundle(entry: WeightsEntry) -> bool:
-    """A bundled entry whose file is absent from the package (not installed, or not added yet)."""
-    return entry.bundled and not entry.bundled_path.is_file()
+    """A bundled-only entry whose file is absent from the package (not installed, or not added yet)."""
+    return entry.bundled and not entry.fallback_download and not entry.bundled_path.is_file()
 
 
 def status(name: str) -> str:
@@ -227,6 +233,9 @@ def fetch(name: str, *, progress: bool = False) -> Path:
         ValueError: ``name`` is not registered, or ``$FERLITE_BASE_URL`` is malformed.
         WeightsUnavailable: the entry is unavailable (see :func:`status`), or it is not local and its download
             failed (offline, server down, missing file) or gave a file with another sha256 (discarded).
+
+    Warns:
+        UserWarning: a local copy fails its sha256 check (damaged or tampered): it is downloaded again.
     """
     entry = registry_entry(name)
     if not entry.published:
@@ -245,6 +254,9 @@ def fetch(name: str, *, progress: bool = False) -> Path:
 
     url = download_url(name)
     ignored = _ignored_copies(entry)
+    if ignored:  # say so: a damaged or tampered copy is replaced by a download, never used
+        warnings.warn(f"{entry.filename} ({name}): local copy{ignored}; downloading it again from {url}",
+                      stacklevel=2)
     try:
         path = pooch.retrieve(url, known_hash=f"sha256:{entry.sha256}", fname=entry.filename, path=folder,
                               progressbar=progress and importlib.util.find_spec("tqdm") is not None)

@@ -1,10 +1,21 @@
 """ferlite's command line: thin click commands over library functions.
 
-``ferlite`` is a click group; ``ferlite-train``, ``ferlite-eval`` and ``ferlite-demo``
-run the same commands directly.
+``ferlite`` is a click group; ``ferlite-train``, ``ferlite-eval`` and ``ferlite-demo`` run the same commands
+directly.
+
+Errors: every command ends a failure with one ``Error: ...`` line on stderr and a non-zero exit status (2 for a
+usage error, after click's usage lines; 1 otherwise), never a Python traceback. ``ferlite --debug COMMAND`` or
+the environment variable ``FERLITE_DEBUG=1`` (which also works for ``ferlite-train`` and the other direct
+scripts) shows the traceback and the full message instead. This is implemented once, by :func:`_guard`, which
+wraps the callback of every command below.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Callable
 
 import click
 
@@ -16,11 +27,66 @@ from ferlite.cli.prepare import prepare_cmd
 from ferlite.cli.train import train_cmd
 from ferlite.cli.weights import weights_cmd
 
+DEBUG_ENV = "FERLITE_DEBUG"
+_DEBUG_HINT = f"--debug or {DEBUG_ENV}=1 shows"
+
+
+def debug_enabled() -> bool:
+    """Whether tracebacks are wanted: ``FERLITE_DEBUG`` set (to anything but ``0``) or ``ferlite --debug``."""
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        return True
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("ferlite.debug"))
+
+
+def _one_line(message: str) -> str:
+    """The first non-empty line of ``message`` (a hint replaces the rest): an error is one ``Error:`` line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else message
+    return f"{lines[0]} ({_DEBUG_HINT} the other {len(lines) - 1} line(s))"
+
+
+def _guard(callback: Callable) -> Callable:
+    """Wrap a command callback: an expected error (ClickException) keeps to one line; any other exception becomes
+    one ``Error:`` line naming its type, unless debugging, when it propagates with its traceback."""
+
+    @functools.wraps(callback)
+    def guarded(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except click.ClickException as exc:
+            if debug_enabled():
+                if exc.__cause__ is not None:
+                    traceback.print_exception(exc.__cause__)
+            else:
+                exc.message = _one_line(exc.message)
+            raise
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {_one_line(str(exc))} "
+                                       f"({_DEBUG_HINT} the traceback)") from exc
+
+    guarded.ferlite_guarded = True
+    return guarded
+
+
+def _guard_all(command: click.Command) -> None:
+    """Apply :func:`_guard` to ``command`` and, for a group, to every command under it (once each)."""
+    if command.callback is not None and not getattr(command.callback, "ferlite_guarded", False):
+        command.callback = _guard(command.callback)
+    for sub in getattr(command, "commands", {}).values():
+        _guard_all(sub)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ferlite")
-def main() -> None:
+@click.option("--debug", is_flag=True, help=f"On an error, show the Python traceback (also: {DEBUG_ENV}=1).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """ferlite: tiny facial expression recognition models trained on FER+ soft labels."""
+    ctx.meta["ferlite.debug"] = debug
 
 
 main.add_command(train_cmd, "train")
@@ -30,6 +96,7 @@ main.add_command(prepare_cmd, "prepare")
 main.add_command(weights_cmd, "weights")
 main.add_command(export_cmd, "export")
 main.add_command(bulk_cmd, "bulk")
+_guard_all(main)
 
 train_main = train_cmd
 eval_main = eval_cmd

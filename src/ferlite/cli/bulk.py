@@ -35,6 +35,11 @@ def bulk_cmd(input_path: str, output: str, address: str | None, model: str | Non
     from ferlite.bulk import annotate
 
     try:
+        if model is not None:  # a damaged or foreign model file is refused here, not by every Ray actor
+            from ferlite.modelfile import check_model_file
+            from ferlite.weights import resolve_model
+
+            check_model_file(resolve_model(model))
         summary = annotate(input_path, output, address=address, model=model, detector=detector,
                            num_actors=actors, batch_size=batch_size, overwrite=overwrite)
     except (ImportError, OSError, ValueError, RuntimeError) as exc:  # no Ray; output exists; bad input; job failed

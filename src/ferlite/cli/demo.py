@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -13,20 +14,23 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ferlite._atomic import atomic_path
 from ferlite.detect import DEFAULT_MIN_SCORE
-from ferlite.recognizer import Recognizer, read_image
-from ferlite.video import EmotionSmoother, ResultWriter, draw_results
+from ferlite.images import read_image_with_size
+from ferlite.recognizer import Recognizer, scale_results
+from ferlite.video import EmotionSmoother, ResultWriter, draw_results, frame_count, frame_shortfall, open_video
 
 WINDOW = "ferlite (q or Esc to quit)"
 
 
-def _sample_image() -> np.ndarray:
+def _sample_image() -> tuple[np.ndarray, tuple[int, int]]:
     try:
         from skimage.data import astronaut
     except ImportError:
         raise click.ClickException("--sample needs scikit-image, which is not installed: "
                                    "pip install scikit-image") from None
-    return astronaut()
+    img = astronaut()
+    return img, (img.shape[1], img.shape[0])
 
 
 class _Screen:
@@ -81,15 +85,18 @@ class _Output:
         return dest
 
 
-def _images(image: str | None, image_dir: str | None, sample: bool) -> list[tuple[str, Callable[[], np.ndarray]]]:
+Loader = Callable[[], tuple[np.ndarray, tuple[int, int]]]  # an RGB picture, and its size (w, h) in the file
+
+
+def _images(image: str | None, image_dir: str | None, sample: bool) -> list[tuple[str, Loader]]:
     if sample:
         return [("astronaut", _sample_image)]
     if image:
-        return [(image, lambda: read_image(image))]
+        return [(image, lambda: read_image_with_size(image))]
     files = sorted(p for p in Path(image_dir).iterdir() if p.is_file())
     if not files:
         raise click.ClickException(f"no files in {image_dir}")
-    return [(str(p), (lambda p=p: read_image(p))) for p in files]
+    return [(str(p), (lambda p=p: read_image_with_size(p))) for p in files]
 
 
 def _describe(results: list[dict]) -> str:
@@ -97,22 +104,29 @@ def _describe(results: list[dict]) -> str:
 
 
 def _run_images(rec: Recognizer, items, writer: ResultWriter, output: _Output, screen: _Screen) -> int:
-    """Annotate each image; return how many could be read."""
+    """Annotate each image; return how many could be read.
+
+    A large JPEG decoded reduced (:mod:`ferlite.images`) is annotated at that size; its records hold
+    boxes in pixels of the file."""
     import cv2
 
     read, skipped, n_faces = 0, 0, 0
     for name, load in items:
         try:
-            img = load()
-        except (ValueError, FileNotFoundError) as exc:
+            img, size = load()
+        except (ValueError, OSError) as exc:
             click.echo(f"skipped {name}: {exc}", err=True)
             skipped += 1
             continue
         read += 1
+        if size != (img.shape[1], img.shape[0]):
+            click.echo(f"note: {name} is {size[0]}x{size[1]} pixels, decoded and annotated at "
+                       f"{img.shape[1]}x{img.shape[0]}; boxes are given in pixels of the file", err=True)
         results = rec.analyze(img)
+        in_file = scale_results(results, img.shape, size)
         n_faces += len(results)
-        writer.write(name, 0, results)
-        click.echo(f"{name}: {len(results)} face(s)" + (f": {_describe(results)}" if results else ""))
+        writer.write(name, 0, in_file)
+        click.echo(f"{name}: {len(results)} face(s)" + (f": {_describe(in_file)}" if results else ""))
         annotated = draw_results(img, results)
         dest = output.path(name, ".png")
         if dest is not None:
@@ -133,51 +147,91 @@ def _frames(cap) -> Iterator[np.ndarray]:
         yield frame
 
 
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log lines off (its failed opens log several; the error that follows says what matters)."""
+    import cv2
+
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+def _open_stream(camera: int | None, video: str | None):
+    import cv2
+
+    with _opencv_quiet():
+        if camera is None:
+            try:
+                return open_video(video)
+            except (FileNotFoundError, ValueError) as exc:
+                raise click.ClickException(str(exc)) from None
+        cap = cv2.VideoCapture(camera)
+    if not cap.isOpened():
+        cap.release()
+        raise click.ClickException(f"cannot open camera {camera}: no camera at that index, or it is busy "
+                                   "(try another --camera index, or --image, --video or --sample)")
+    return cap
+
+
 def _run_stream(rec: Recognizer, camera: int | None, video: str | None, writer: ResultWriter, output: _Output,
                 screen: _Screen, smoother: EmotionSmoother | None, max_frames: int | None) -> int:
-    """Annotate a camera or video stream frame by frame; return the number of frames."""
+    """Annotate a camera or video stream frame by frame; return the number of frames.
+
+    The annotated video is written under a temporary name and renamed when the stream ends: a failure
+    leaves no partial file. A video file that ends before the frame count of its header is noted.
+    """
     import cv2
 
     source = f"camera{camera}" if camera is not None else video
-    cap = cv2.VideoCapture(camera if camera is not None else video)
-    if not cap.isOpened():
-        if camera is not None:
-            raise click.ClickException(f"cannot open camera {camera}: no camera at that index, or it is busy "
-                                       "(try another --camera index, or --image, --video or --sample)")
-        raise click.ClickException(f"cannot open video {video}: not a video file OpenCV can decode")
-    rate = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap = _open_stream(camera, video)
+    rate, announced = cap.get(cv2.CAP_PROP_FPS) or 25.0, frame_count(cap) if video else 0
     out_video, n, n_faces, t0 = None, 0, 0, time.perf_counter()
-    try:
-        for frame in _frames(cap):
-            results = rec.analyze(frame, color="bgr")
-            if smoother is not None:
-                results = smoother.update(results)
-            writer.write(source, n, results)
-            n += 1
-            n_faces += len(results)
-            fps = n / max(time.perf_counter() - t0, 1e-9)
-            annotated = draw_results(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), results, fps)
-            if out_video is None and output.folder is not None:
-                dest = output.path(source, ".mp4")
-                out_video = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), rate,
-                                            (annotated.shape[1], annotated.shape[0]))
-                if not out_video.isOpened():
-                    raise click.ClickException(f"could not open {dest} for writing an mp4 video")
-                click.echo(f"annotated video: {dest}")
+    with contextlib.ExitStack() as finished:  # on leaving: the annotated video moved into place, or removed
+        try:
+            for frame in _frames(cap):
+                results = rec.analyze(frame, color="bgr")
+                if smoother is not None:
+                    results = smoother.update(results)
+                writer.write(source, n, results)
+                n += 1
+                n_faces += len(results)
+                fps = n / max(time.perf_counter() - t0, 1e-9)
+                annotated = draw_results(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), results, fps)
+                if out_video is None and output.folder is not None:
+                    dest = output.path(source, ".mp4")
+                    tmp = finished.enter_context(atomic_path(dest, suffix=".mp4"))
+                    out_video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate,
+                                                (annotated.shape[1], annotated.shape[0]))
+                    if not out_video.isOpened():
+                        raise click.ClickException(f"could not open {dest} for writing an mp4 video")
+                    click.echo(f"annotated video: {dest}")
+                if out_video is not None:
+                    out_video.write(annotated)
+                if not screen.show(annotated, 1) or (max_frames is not None and n >= max_frames):
+                    break
+            else:
+                if 0 < n < announced:
+                    click.echo(f"note: {n} frame(s) read; {frame_shortfall(source, n, announced, announced)}",
+                               err=True)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+        finally:
+            cap.release()
             if out_video is not None:
-                out_video.write(annotated)
-            if not screen.show(annotated, 1) or (max_frames is not None and n >= max_frames):
-                break
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-    finally:
-        cap.release()
-        if out_video is not None:
-            out_video.release()
-    seconds = time.perf_counter() - t0
-    click.echo(f"{source}: {n} frame(s), {n_faces} face(s), {n / max(seconds, 1e-9):.1f} FPS end to end")
-    if n == 0:
-        raise click.ClickException(f"no frame could be read from {source}")
+                out_video.release()
+        seconds = time.perf_counter() - t0
+        click.echo(f"{source}: {n} frame(s), {n_faces} face(s), {n / max(seconds, 1e-9):.1f} FPS end to end")
+        if n == 0:
+            raise click.ClickException(frame_shortfall(source, 0, announced, announced) if video else
+                                       f"no frame could be read from {source}")
     return n
 
 

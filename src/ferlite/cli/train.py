@@ -37,24 +37,26 @@ def _command_line() -> str:
               help="crossentropy on the vote distribution; bce as the reference did.")
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--opt", type=click.Choice(["sgd", "adam", "adamw"]), default="adamw", show_default=True)
-@click.option("--lr", default=1e-2, show_default=True, help="Peak learning rate.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
+              help="Peak learning rate.")
 @click.option("--weight-decay", default=5e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True,
               help="cosine decay with warmup, or halve on a val-MAE plateau.")
-@click.option("--warmup-epochs", default=2, show_default=True)
-@click.option("--epochs", default=30, show_default=True)
-@click.option("--batch-size", default=128, show_default=True)
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Global batch; at most the number of training faces.")
 @click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="light",
               show_default=True, help="Augmentation preset.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--patience", default=0, show_default=True, help="Early stopping after this many epochs without a "
-              "better val MAE (0: off).")
+@click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Early stopping after this many epochs without a better val MAE (0: off).")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: checkpoints/<model>_<alpha>_<timestamp>).")
 @click.option("--init-weights", default=None,
               help="Checkpoint path or registered name ('default': the default pretrained model) to transfer weights "
               "from; layers matched by name and shape, a different class set gets a new head.")
-@click.option("--freeze-backbone", default=0, show_default=True,
+@click.option("--freeze-backbone", type=click.IntRange(min=0), default=0, show_default=True,
               help="Train only the head for this many epochs, then unfreeze everything.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
 @click.option("--skip-bad", is_flag=True,
@@ -77,5 +79,5 @@ def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
                       num_classes=int(num_classes) if num_classes else None, **opts)
     try:
         train(cfg, command=_command_line(), log=click.echo)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, OSError) as exc:  # DataError is a ValueError; an unwritable run folder an OSError
         raise click.ClickException(str(exc)) from exc

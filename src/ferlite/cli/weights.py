@@ -52,7 +52,7 @@ def fetch_cmd(name: str | None, fetch_all: bool) -> None:
             click.echo(f"{e.name}: skipped, not published yet")
             continue
         try:
-            click.echo(f"{e.name}: {weights.fetch(e.name, progress=True)}")
+            click.echo(f"{e.name}: {_fetch_noting(e.name)}")
         except (ValueError, OSError) as exc:
             click.echo(f"{e.name}: FAILED: {exc}", err=True)
             failed.append(e.name)
@@ -67,10 +67,24 @@ def path_cmd(name: str) -> None:
     click.echo(_fetch_or_fail(name))
 
 
-def _fetch_or_fail(name: str) -> str:
+def _fetch_noting(name: str) -> str:
+    """``weights.fetch(name)``; its warnings (a local copy failing its sha256, downloaded again) as ``note:`` lines
+    on stderr."""
+    import warnings
+
     from ferlite import weights
 
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return str(weights.fetch(name, progress=True))
+        finally:
+            for w in caught:
+                click.echo(f"note: {w.message}", err=True)
+
+
+def _fetch_or_fail(name: str) -> str:
     try:
-        return str(weights.fetch(name, progress=True))
+        return _fetch_noting(name)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
