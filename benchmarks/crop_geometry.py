@@ -14,8 +14,7 @@ score: faces found and false detections at several thresholds, in the scenes and
 
     python benchmarks/crop_geometry.py [--faces 400] [--model NAME_OR_PATH] [--json FILE]
 
-Needs ../shared (FER2013Valid), scikit-image, and the detector file (``ferlite weights fetch
-blaze-face-short-range``, or a ``$FERLITE_HOME/weights`` holding it).
+Needs ../shared (FER2013Valid) and scikit-image; the BlazeFace detector file is bundled with ferlite.
 """
 
 from __future__ import annotations

@@ -123,7 +123,8 @@ def test_demo_video_with_smoothing(tmp_path, tiny_model_path, detector_in_cache)
 
 
 def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
-    """The README's first command, as a real process, on a fresh cache with no network: bundled model, Haar."""
+    """The README's first command, as a real process, on a fresh cache with no network: the bundled model and the
+    bundled BlazeFace detector (MediaPipe, no Haar fallback), nothing downloaded into the cache."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{s.getsockname()[1]}/"
@@ -133,10 +134,11 @@ def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
     proc = subprocess.run([*cmd, "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector haar" in proc.stdout
-    assert "falling back to OpenCV's Haar cascade" in proc.stderr
+    assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector mediapipe" in proc.stdout
+    assert "Haar" not in proc.stderr
     assert "astronaut: 1 face(s)" in proc.stdout and "1 image(s) read, 0 skipped, 1 face(s) found" in proc.stdout
     assert (tmp_path / "out" / "astronaut_annotated.png").is_file()
+    assert [p for p in ferlite_home.rglob("*") if p.is_file()] == []  # nothing fetched: every file was bundled
 
 
 def test_demo_notes_missing_display(monkeypatch, tmp_path, tiny_model_path, astronaut_png):

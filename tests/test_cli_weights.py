@@ -41,7 +41,9 @@ def test_list_real_registry(ferlite_home):
     default = rows[weights.DEFAULT_MODEL]
     assert default[1] == "keras" and default[4] == weights.status(weights.DEFAULT_MODEL)
     assert default[5:] == ["9", "(neutral", "..", "unknown)"]
-    assert rows["blaze-face-short-range"][1:5] == ["detector", "-", "remote", "-"]
+    blaze = weights.registry_entry("blaze-face-short-range").bundled_path  # bundled: the cache is empty
+    size = f"{blaze.stat().st_size / 1024:.0f}"
+    assert rows["blaze-face-short-range"][1:] == ["detector", size, "KiB", "bundled", "-"]
     assert lines[-1] == f"cache: {ferlite_home / 'weights'}"
 
 

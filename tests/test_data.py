@@ -72,7 +72,7 @@ def test_bad_data_errors_name_file_and_line(valid_subset, tmp_path):
     lines[8] = lines[8].rsplit(",", 1)[0] + ",x"  # line 9: a vote that is not a number
     (valid_subset / "label.csv").write_text("\n".join(lines) + "\n")
     label = valid_subset / "label.csv"
-    with pytest.raises(DataError, match=rf"{label}, line 3: image .*not a readable image .*--skip-bad"):
+    with pytest.raises(DataError, match=rf"{label}, line 3: image .*: not a readable image: .*--skip-bad"):
         read_ferplus_folder(valid_subset)
     with pytest.warns(UserWarning, match="4 bad row"):
         faces = read_ferplus_folder(valid_subset, skip_bad=True)
@@ -197,3 +197,129 @@ def test_prepare_skip_bad_writes_the_rest(ferplus_valid, tmp_path):
                                   skip_bad=True)
     assert written == {"FER2013Train": 9, "FER2013Valid": 10, "FER2013Test": 9}
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []  # no temporary folders
+
+
+# --------------------------------------------------------------------------- bad input: clear errors or counted skips
+
+
+@pytest.fixture(scope="module")
+def ferplus_tflite():
+    """The bundled int8 FER+ model (9 classes, LiteRT: no TensorFlow) to score datasets with."""
+    from ferlite import weights
+
+    path = weights.registry_entry("ferplus-mfn-1.0-int8").bundled_path
+    if not path.is_file():
+        pytest.skip(f"the bundled int8 model is absent (looked for {path})")
+    return path
+
+
+def _break_row(folder, line, how):
+    """Damage row ``line`` (1-based) of folder/label.csv; return what the error must say about it."""
+    rows = _label_rows(folder)
+    row = rows[line - 1]
+    if how == "missing column":
+        rows[line - 1] = row[:-1]
+        said = "expected 12 columns (name, face box, 10 votes), got 11"
+    elif how == "non-numeric vote":
+        rows[line - 1] = row[:3] + ["three"] + row[4:]
+        said = f"vote counts must be numbers, got {row[2:3] + ['three'] + row[4:]}"
+    elif how == "negative vote":
+        rows[line - 1] = row[:2] + ["-1"] + row[3:]
+        said = f"vote counts must be finite and non-negative, got {[-1.0] + [float(v) for v in row[3:]]}"
+    else:  # "missing PNG"
+        (folder / row[0]).unlink()
+        said = f"image {folder / row[0]}: file not found"
+    with open(folder / "label.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return said
+
+
+@pytest.mark.parametrize("how", ["missing column", "non-numeric vote", "negative vote", "missing PNG"])
+def test_bad_label_row_stops_with_file_line_and_values(small_valid_folder, ferlite_home, how):
+    folder = small_valid_folder(8)
+    said = _break_row(folder, 6, how)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(DataError) as err:
+        read_ferplus_folder(folder)
+    assert str(err.value) == (f"{folder / 'label.csv'}, line 6: {said} "
+                              "(use --skip-bad / skip_bad=True to skip such rows)")
+    assert not (ferlite_home / "datasets").exists()  # no cache entry for a failed read
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_missing_png_skipped_and_counted_by_evaluate(small_valid_folder, ferplus_tflite):
+    from ferlite.evaluate import evaluate
+
+    folder = small_valid_folder(8)
+    said = _break_row(folder, 3, "missing PNG")
+    with pytest.raises(DataError, match=r"label\.csv, line 3: image .*: file not found \(use --skip-bad"):
+        evaluate(ferplus_tflite, folder)
+    with pytest.warns(UserWarning, match=f"1 bad row\\(s\\) skipped in {folder / 'label.csv'}"):
+        report = evaluate(ferplus_tflite, folder, skip_bad=True)
+    assert report.skipped == [(str(folder / "label.csv"), 3, said)]
+    assert (report.rows, report.faces) == (8, 7)
+    assert report.to_json()["skipped_rows"] == [{"file": str(folder / "label.csv"), "line": 3, "reason": said}]
+
+
+def test_empty_split_folder(small_valid_folder, ferplus_tflite, tmp_path):
+    from ferlite.evaluate import evaluate
+
+    pngs = small_valid_folder(3)
+    (pngs / "label.csv").unlink()  # PNGs without their label.csv
+    with pytest.raises(FileNotFoundError) as err:
+        evaluate(ferplus_tflite, pngs)
+    assert str(err.value).startswith(f"no label.csv in {pngs}: expected Microsoft's FER+ layout (label.csv + PNG "
+                                     "faces); a raw fer2013.csv + fer2013new.csv pair goes through `ferlite prepare`")
+    for name, text in (("empty", ""), ("blank", "\n \n\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "label.csv").write_text(text)
+        with pytest.raises(DataError) as err:
+            evaluate(ferplus_tflite, folder)
+        assert str(err.value) == (f"{folder / 'label.csv'}: no readable face to score (it has no data rows); "
+                                  "expected at least one row naming a readable image")
+        assert sorted(p.name for p in folder.iterdir()) == ["label.csv"]
+
+
+_FER9 = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown"]
+
+
+@pytest.mark.parametrize(("columns", "problem"), [
+    (_FER9[:8] + ["cat"], "unknown column(s) cat; no column for unknown"),
+    (_FER9[:8], "no column for unknown"),
+    (_FER9[1::-1] + _FER9[2:], "the same classes in another order"),
+])
+def test_csv_dataset_with_other_classes_refused_before_reading_images(tmp_path, ferplus_tflite, columns, problem):
+    from ferlite.evaluate import evaluate
+
+    dataset = tmp_path / "faces.csv"
+    rows = [["image", *columns]] + [[f"missing{i}.png", *(["1"] * len(columns))] for i in range(3)]
+    with open(dataset, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    with pytest.raises(DataError) as err:  # a read image would have given "missing0.png: file not found"
+        evaluate(ferplus_tflite, dataset)
+    assert str(err.value) == (f"{dataset}, line 1: the dataset's classes {columns} are not the model's {_FER9} "
+                              f"({problem}): a CSV dataset scored by {ferplus_tflite} must have the columns "
+                              f"image,{','.join(_FER9)}")
+
+
+@pytest.mark.parametrize(("kind", "byte"), [("random", "0x82"), ("png", "0x89"), ("utf16", "0xff")])
+def test_binary_csv_is_refused(tmp_path, ferplus_valid, ferplus_tflite, ferlite_home, kind, byte):
+    from ferlite.evaluate import evaluate
+
+    content = {"random": lambda: np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes(),
+               "png": lambda: (ferplus_valid / _label_rows(ferplus_valid)[0][0]).read_bytes(),
+               "utf16": lambda: "image,neutral,happiness\nface.png,1,0\n".encode("utf-16")}[kind]()
+    dataset = tmp_path / "faces.csv"
+    dataset.write_bytes(content)
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "label.csv").write_bytes(content)
+    for source, label in ((dataset, dataset), (folder, folder / "label.csv")):
+        with pytest.raises(DataError) as err:
+            evaluate(ferplus_tflite, source)
+        msg = str(err.value)
+        assert msg.startswith(f"{label}: expected a text CSV file, got unreadable content ('utf-8' codec can't "
+                              f"decode byte {byte} in position "), msg
+    assert not (ferlite_home / "datasets").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv", "split"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ferlite import detect
+from ferlite import detect, weights
 from ferlite.detect import CropGeometry, Face, FaceDetector, FaceDetectorOptions, crop_face, detect_faces, eye_angle
 from ferlite.video import box_iou
 
@@ -101,23 +102,71 @@ def test_haar_finds_the_astronaut(astronaut):
     assert box_iou(faces[0].box, ASTRONAUT_BOX) > 0.5
 
 
-def test_auto_falls_back_to_haar_and_warns_once(offline, astronaut):
-    with pytest.warns(RuntimeWarning, match="falling back to OpenCV's Haar cascade.*blaze_face_short_range"):
-        det = FaceDetector()
-    assert det.name == "haar"
+def cache_files(ferlite_home) -> list[str]:
+    return sorted(str(p.relative_to(ferlite_home)) for p in ferlite_home.rglob("*") if p.is_file())
+
+
+def test_offline_empty_cache_auto_uses_the_bundled_blazeface(offline, ferlite_home, astronaut):
+    """Out of the box: no cache, no network, and still MediaPipe (the BlazeFace file inside the package), no Haar."""
+    bundled = weights.registry_entry("blaze-face-short-range").bundled_path
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning, nor any other
+        with FaceDetector() as det:
+            assert det.name == "mediapipe"
+            (face,) = det.detect(astronaut)
+        assert weights.fetch("blaze-face-short-range") == bundled
+        with FaceDetector(detector="mediapipe") as det:
+            assert len(det.detect(astronaut)) == 1
+    assert np.allclose(face.box, ASTRONAUT_BOX, atol=3) and len(face.keypoints) == 6
+    assert cache_files(ferlite_home) == []  # nothing was downloaded, nor tried into the cache
+
+
+def test_auto_falls_back_to_haar_only_when_mediapipe_cannot_load(tmp_path, monkeypatch, astronaut):
+    """A model_path MediaPipe cannot load: auto warns once, naming the file and the reason, and uses Haar;
+    detector="mediapipe" refuses it with an error naming the file and what was expected."""
+    monkeypatch.setattr(detect, "_warned_fallback", False)
+    notes = tmp_path / "notes.tflite"
+    notes.write_text("not a model\n")
+    expression_model = weights.registry_entry("ferplus-mfn-1.0-fp16").bundled_path  # a TFLite model, no detector
+    reason = r"MediaPipe cannot load the face detector model '.*{}': .*\(expected a MediaPipe Tasks face detector"
+    with pytest.warns(RuntimeWarning) as record:
+        det = FaceDetector(model_path=str(notes))
+    assert len(record) == 1 and re.search("falling back to OpenCV's Haar cascade: " + reason.format("notes.tflite")
+                                          + ".*blaze_face_short_range.tflite", str(record[0].message))
+    assert det.name == "haar" and box_iou(det.detect(astronaut)[0].box, ASTRONAUT_BOX) > 0.5
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = detect_faces(astronaut)  # auto again: no second warning
-    assert len(again) == 1
-    with pytest.raises(OSError, match="blaze_face_short_range.tflite"):
-        FaceDetector(detector="mediapipe")
+        assert FaceDetector(model_path=str(notes)).name == "haar"  # one warning per process
+    for bad, what in ((notes, "not a valid Flatbuffer"), (expression_model, "input tensor")):
+        with pytest.raises(ValueError, match=reason.format(re.escape(bad.name))) as err:
+            FaceDetector(detector="mediapipe", model_path=str(bad))
+        assert repr(str(bad)) in str(err.value) and what in str(err.value)
+    with pytest.raises(FileNotFoundError, match="model_path '.*missing.tflite' is not a file"):
+        FaceDetector(model_path=str(tmp_path / "missing.tflite"))  # auto too: a named file must exist
 
 
-def test_detector_downloaded_from_loopback_server(monkeypatch, ferlite_home, astronaut):
+def test_explicit_model_path_wins_over_cache_and_package(tmp_path, offline, ferlite_home, astronaut):
+    """model_path is used as given: the registry is not consulted (a damaged cached copy is neither read nor noted)."""
+    cached = ferlite_home / "weights" / "blaze_face_short_range.tflite"
+    cached.parent.mkdir()
+    cached.write_bytes(b"damaged")
+    mine = tmp_path / "my detector.tflite"
+    mine.write_bytes(weights.registry_entry("blaze-face-short-range").bundled_path.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with FaceDetector(detector="mediapipe", model_path=str(mine)) as det:
+            assert len(det.detect(astronaut)) == 1
+    assert cached.read_bytes() == b"damaged"
+
+
+def test_detector_downloaded_from_loopback_server_when_the_package_lacks_it(monkeypatch, tmp_path, ferlite_home,
+                                                                          astronaut):
+    """The last resort: a package without the file (pretrained/ emptied) downloads it from the mirror."""
     from conftest import DETECTOR_FILE
 
     if not DETECTOR_FILE.is_file():
         pytest.skip(f"../shared detector model is absent (looked for {DETECTOR_FILE})")
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "pretrained")  # a package without the bundled file
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DETECTOR_FILE.parent))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -130,6 +179,17 @@ def test_detector_downloaded_from_loopback_server(monkeypatch, ferlite_home, ast
         server.shutdown()
         server.server_close()
     assert (ferlite_home / "weights" / DETECTOR_FILE.name).read_bytes() == DETECTOR_FILE.read_bytes()
+
+
+def test_package_without_the_file_offline_falls_back_to_haar(offline, monkeypatch, tmp_path, astronaut):
+    """No bundled file, nothing cached and no network: only then does auto fall back to Haar (one warning)."""
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "pretrained")
+    with pytest.warns(RuntimeWarning, match="falling back to OpenCV's Haar cascade.*blaze_face_short_range.tflite.*"
+                                            "could not be downloaded"):
+        det = FaceDetector()
+    assert det.name == "haar" and len(det.detect(astronaut)) == 1
+    with pytest.raises(OSError, match="blaze_face_short_range.tflite"):
+        FaceDetector(detector="mediapipe")
 
 
 def test_options_and_closed_detector_errors(astronaut):

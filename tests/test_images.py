@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DETECTOR_FILE
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ferlite import recognizer
@@ -359,3 +361,61 @@ def test_data_readers_refuse_bad_images(tmp_path, small_valid_folder, astronaut)
     write(calib / "zero.png", b"")
     with pytest.raises(ImageError, match=r"calibration image .*zero\.png is not a readable image: the file is empty"):
         calibration_faces(calib, 1)
+
+
+# --- fuzz: a few hundred random byte strings as files, deterministic (derandomize) --------------------------------
+
+FUZZ_FACE = np.ascontiguousarray(skdata.astronaut()[100:124, 180:212])  # 32x24 RGB
+FUZZ_PNG = encode(FUZZ_FACE, ".png")
+FUZZ_JPEG = encode(FUZZ_FACE, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 80)
+# PNG, JPEG, BMP, WebP, TIFF, GIF, PGM/PPM, JPEG 2000, Sun raster, ICO, PSD, DDS, PCX, QOI, ICNS, Radiance HDR, PFM
+SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"BM", b"RIFF\x00\x01\x00\x00WEBPVP8 ",
+    b"II*\x00", b"MM\x00*", b"GIF89a", b"P5\n", b"P6\n4 4\n255\n", b"\x00\x00\x00\x0cjP  \r\n\x87\n",
+    b"\x59\xa6\x6a\x95", b"\x00\x00\x01\x00", b"8BPS", b"DDS |\x00\x00\x00", b"\x0a\x05\x01\x08", b"qoif", b"icns",
+    b"#?RADIANCE\n", b"PF\n")
+
+
+@st.composite
+def mutated(draw, data: bytes) -> bytes:
+    """``data`` after one to six random edits: a bit flipped, a byte set, the end cut, bytes inserted or deleted."""
+    buf = bytearray(data)
+    for _ in range(draw(st.integers(1, 6))):
+        op, i = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"])), draw(st.integers(0, len(buf)))
+        if op == "flip" and i < len(buf):
+            buf[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and i < len(buf):
+            buf[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del buf[i:]
+        elif op == "insert":
+            buf[i:i] = draw(st.binary(min_size=1, max_size=16))
+        elif op == "delete":
+            del buf[i:i + draw(st.integers(1, 16))]
+    return bytes(buf)
+
+
+@pytest.fixture(scope="module")
+def fuzz_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz") / "random.png"
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(data=st.one_of(st.binary(max_size=512), st.builds(bytes.__add__, st.sampled_from(SIGNATURES),
+                                                          st.binary(max_size=512)),
+                      mutated(FUZZ_PNG), mutated(FUZZ_JPEG)),
+       mode=st.sampled_from(["rgb", "gray"]))
+def test_fuzz_read_image(fuzz_file, data, mode):
+    """Random bytes, bytes behind image signatures and damaged real PNGs and JPEGs: a picture, or an ImageError
+    naming the file and what was expected; never another exception."""
+    fuzz_file.write_bytes(data)
+    try:
+        img = read_image(fuzz_file, mode=mode)
+    except ImageError as exc:
+        assert str(fuzz_file) in str(exc) and exc.path == str(fuzz_file) and "(expected " in str(exc)
+        return
+    assert img.dtype == np.uint8 and img.size > 0
+    assert img.shape[2:] == ((3,) if mode == "rgb" else ())
+    if data == FUZZ_PNG:  # edits that changed nothing (a cut at the very end); libpng's gray rounds its own way
+        expected = FUZZ_FACE if mode == "rgb" else cv2.cvtColor(FUZZ_FACE, cv2.COLOR_RGB2GRAY)
+        assert np.abs(img.astype(int) - expected).max() <= (0 if mode == "rgb" else 1)

@@ -9,6 +9,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import ferlite
 from ferlite.detect import DEFAULT_GEOMETRY, CropGeometry
@@ -197,3 +200,87 @@ def test_import_ferlite_is_light():
     assert {"predict", "predict_batch", "Recognizer", "detect_faces", "create_model", "list_models"} <= set(names)
     for name in names:
         assert getattr(ferlite, name) is not None
+
+
+# --- fuzz: a few hundred random arrays, deterministic (derandomize), no exception but the documented ones ---------
+
+FUZZ_DTYPES = (np.uint8,) * 6 + (np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_,
+                                  np.complex64)
+
+
+@pytest.fixture(scope="module")
+def fuzz_rec(tmp_path_factory) -> Recognizer:
+    """The bundled default model (float16 TFLite) with MediaPipe and the bundled BlazeFace, from an empty cache."""
+    rec = Recognizer.from_pretrained(detector="mediapipe")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERLITE_HOME", str(tmp_path_factory.mktemp("fuzz_home")))
+        assert rec.detector.name == "mediapipe"  # loaded now, kept for the module
+    yield rec
+    rec.close()
+
+
+@st.composite
+def random_arrays(draw) -> np.ndarray:
+    """Any dtype and 0 to 4 dimensions (0-size sides, 1 to 5 channels, 1x3000 strips), NaN/inf/extreme values,
+    C, Fortran, reversed or strided memory."""
+    dtype = np.dtype(draw(st.sampled_from(FUZZ_DTYPES)))
+    shape = draw(st.one_of(
+        hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
+        st.tuples(st.integers(1, 64), st.integers(1, 64)),
+        st.tuples(st.integers(1, 64), st.integers(1, 64), st.sampled_from([1, 2, 3, 4, 5])),
+        st.sampled_from([(1, 3000), (3000, 1, 3), (1, 1, 3), (0, 5, 3), (5, 0), (2, 8, 8, 3)])))
+    elements = st.floats(width=8 * dtype.itemsize) if dtype.kind == "f" else None  # NaN, inf, the largest floats
+    array = draw(hnp.arrays(dtype, shape, elements=elements))
+    layout = draw(st.sampled_from(["c", "fortran", "reversed", "strided"]))
+    if array.ndim >= 2 and layout == "fortran":
+        array = np.asfortranarray(array)
+    elif array.ndim >= 2 and layout == "reversed":
+        array = array[::-1, ::-1]
+    elif array.ndim >= 2 and layout == "strided":
+        array = np.repeat(array, 2, axis=1)[:, ::2]
+    return array
+
+
+@st.composite
+def astronaut_windows(draw) -> np.ndarray:
+    """A window of astronaut(), often holding her face whole or cut by the border: RGB, gray, HxWx1 or a BGR view."""
+    x0, y0 = draw(st.integers(0, 260)), draw(st.integers(0, 160))
+    image = ASTRONAUT[y0:draw(st.integers(y0 + 1, 512)), x0:draw(st.integers(x0 + 1, 512))]
+    kind = draw(st.sampled_from(["rgb", "gray", "gray1", "reversed channels"]))
+    if kind == "gray":
+        return image.mean(axis=2).astype(np.uint8)
+    return image[..., :1] if kind == "gray1" else image[..., ::-1] if kind == "reversed channels" else image
+
+
+ASTRONAUT = skdata.astronaut()
+NOT_IMAGES = st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=8),
+                       st.lists(st.integers(0, 255), max_size=4), st.just([[0, 1], [2, 3]]))
+
+
+def is_image(x: object) -> bool:
+    """What analyze documents it takes: a non-empty uint8 HxW, HxWx1 or HxWx3 numpy array."""
+    return (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.size > 0
+            and (x.ndim == 2 or (x.ndim == 3 and x.shape[2] in (1, 3))))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(image=st.one_of(random_arrays(), astronaut_windows(), NOT_IMAGES),
+       color=st.sampled_from(["rgb", "bgr", "rgb", "bgr", "hsv"]))
+def test_fuzz_analyze_and_predict(fuzz_rec, image, color):
+    """Random arrays and non-arrays: TypeError or ValueError for what is not an image (or an unknown color), never
+    another exception; for an image, faces inside it whose probabilities sum to 1."""
+    for method in (fuzz_rec.analyze, fuzz_rec.predict):
+        try:
+            out = method(image, color=color)
+        except (TypeError, ValueError) as exc:
+            assert not is_image(image) or color == "hsv", f"{method.__name__} refused an image: {exc}"
+            assert str(exc)
+            continue
+        assert is_image(image) and color != "hsv", f"{method.__name__} took {type(image).__name__} {color}"
+        h, w = image.shape[:2]
+        for face in out if method == fuzz_rec.analyze else [{"box": (0, 0, w, h), "emotions": out}]:
+            x, y, bw, bh = face["box"]
+            assert 0 <= x and 0 <= y and bw > 0 and bh > 0 and x + bw <= w and y + bh <= h
+            assert list(face["emotions"]) == list(fuzz_rec.classes)
+            assert sum(face["emotions"].values()) == pytest.approx(1.0, abs=1e-4)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,20 +52,33 @@ def test_first_fetch_downloads_then_cache_is_used(served, ferlite_home):
     assert cache_files(ferlite_home) == ["test-model.keras"]
 
 
-def test_tampered_cache_is_redownloaded(served):
+def test_tampered_cache_is_redownloaded(served, ferlite_home):
     path = weights.fetch("test-model")
     path.write_bytes(b"tampered" + served.payload[8:])
     assert weights.status("test-model") == "remote" and weights.locate("test-model") is None
-    assert weights.fetch("test-model").read_bytes() == served.payload
+    with pytest.warns(UserWarning) as record:
+        assert weights.fetch("test-model").read_bytes() == served.payload
+    assert [str(w.message) for w in record] == [
+        f"test-model.keras (test-model): local copy (ignored, sha256 mismatch: {path}); downloading it again from "
+        f"{served.server.url}test-model.keras"]
     assert len(served.requests) == 2
+    assert cache_files(ferlite_home) == ["test-model.keras"]  # replaced in place: no temporary file left
 
 
 def test_tampered_cache_with_server_down_is_never_used(served, ferlite_home):
     path = weights.fetch("test-model")
     path.write_bytes(b"tampered")
     served.server.close()
-    with pytest.raises(weights.WeightsUnavailable, match="ignored, sha256 mismatch: .*test-model.keras"):
+    with pytest.warns(UserWarning, match="local copy .ignored, sha256 mismatch"), \
+            pytest.raises(weights.WeightsUnavailable) as err:
         weights.fetch("test-model")
+    msg = str(err.value)
+    for part in (f"test-model.keras (test-model) is not in the cache {ferlite_home / 'weights'} (ignored, sha256 "
+                 f"mismatch: {path}) and could not be downloaded from {served.server.url}test-model.keras",
+                 "ferlite weights fetch test-model", "FERLITE_BASE_URL"):
+        assert part in msg
+    with pytest.warns(UserWarning, match="sha256 mismatch"), pytest.raises(weights.WeightsUnavailable):
+        weights.resolve_model("test-model")  # never used by a model load either
     assert cache_files(ferlite_home) == ["test-model.keras"] and path.read_bytes() == b"tampered"
 
 
@@ -103,11 +119,13 @@ def test_malformed_base_url(served, monkeypatch):
     assert served.requests == []
 
 
-def test_detector_downloaded_from_loopback_mirror(tmp_path, monkeypatch, ferlite_home):
+def test_detector_downloaded_from_loopback_mirror(tmp_path, monkeypatch, ferlite_home, package_dir):
+    """A package without its bundled detector (package_dir is empty) downloads it, from the mirror when one is set."""
     if not SHARED_DETECTOR.is_file():
         pytest.skip(f"../shared detector model is absent (looked for {SHARED_DETECTOR})")
     entry = weights.registry_entry("blaze-face-short-range")
-    assert entry.kind == "detector" and not entry.bundled
+    assert entry.kind == "detector" and entry.bundled and entry.fallback_download
+    assert weights.status(entry.name) == "remote"
     assert entry.url.startswith("https://storage.googleapis.com/mediapipe-models/")
     root = tmp_path / "mirror"
     root.mkdir()
@@ -149,7 +167,8 @@ def test_cache_wins_over_bundled_and_bad_bundled_is_not_used(served, package_dir
     bundled = package_dir / "test-model.keras"
     bundled.write_bytes(b"a stale bundled copy")
     assert weights.status("test-model") == "remote"
-    cached = weights.fetch("test-model")  # downloaded, since the bundled copy fails its hash
+    with pytest.warns(UserWarning, match=f"local copy \\(ignored, sha256 mismatch: {bundled}\\); downloading it"):
+        cached = weights.fetch("test-model")  # downloaded, since the bundled copy fails its hash
     assert cached != bundled and cached.read_bytes() == served.payload and len(served.requests) == 1
     bundled.write_bytes(served.payload)
     assert weights.status("test-model") == "cached" and weights.fetch("test-model") == cached
@@ -277,3 +296,76 @@ def test_bundled_files_match_registry(monkeypatch):
 def test_import_does_not_load_tensorflow():
     code = "import sys, ferlite.weights; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+# --- the bundled face detector: out of the box, offline; resolution order cache > package > download ------------
+
+BLAZE_SHA256 = "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f"
+
+
+@pytest.fixture
+def detector_mirror(tmp_path, monkeypatch):
+    """A loopback mirror serving the real BlazeFace file (from ../shared), FERLITE_BASE_URL pointing at it."""
+    if not SHARED_DETECTOR.is_file():
+        pytest.skip(f"../shared detector model is absent (looked for {SHARED_DETECTOR})")
+    root = tmp_path / "mirror"
+    root.mkdir()
+    shutil.copy(SHARED_DETECTOR, root)
+    server = LoopbackServer(root)
+    monkeypatch.setenv("FERLITE_BASE_URL", server.url)
+    yield server
+    server.close()
+
+
+def test_detector_is_bundled_with_its_license():
+    """The package holds BlazeFace, the registered file byte for byte, with its Apache-2.0 notice beside it, and
+    pyproject's package-data ships both."""
+    entry = weights.registry_entry("blaze-face-short-range")
+    assert entry.kind == "detector" and entry.bundled and entry.fallback_download and entry.sha256 == BLAZE_SHA256
+    assert entry.bundled_path == weights.PRETRAINED_DIR / "blaze_face_short_range.tflite"
+    assert weights.file_sha256(entry.bundled_path) == BLAZE_SHA256
+    if SHARED_DETECTOR.is_file():
+        assert entry.bundled_path.read_bytes() == SHARED_DETECTOR.read_bytes()
+    notice = entry.bundled_path.with_name("blaze_face_short_range.LICENSE.txt")
+    assert notice.is_file() and "Apache License" in notice.read_text() and "2.0" in notice.read_text()
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    package_data = re.search(r"^ferlite = \[(.*)\]", pyproject.split("[tool.setuptools.package-data]")[1], re.M)
+    globs = re.findall(r'"([^"]+)"', package_data.group(1))
+    for shipped in (entry.bundled_path, notice):
+        assert any(fnmatch.fnmatch(f"pretrained/{shipped.name}", g) for g in globs), (shipped.name, globs)
+    assert weights.status(entry.name) == "bundled" and weights.locate(entry.name) == entry.bundled_path
+
+
+def test_detector_resolution_order(detector_mirror, ferlite_home):
+    """cache (verified) > package (verified) > download: a valid cached copy is used first; a tampered one is
+    passed over for the bundled file, silently and without a request; nothing is downloaded while a good copy is
+    local."""
+    entry = weights.registry_entry("blaze-face-short-range")
+    assert weights.fetch(entry.name) == entry.bundled_path and weights.status(entry.name) == "bundled"
+    cached = ferlite_home / "weights" / entry.filename
+    cached.parent.mkdir()
+    shutil.copy(SHARED_DETECTOR, cached)
+    assert weights.fetch(entry.name) == cached and weights.status(entry.name) == "cached"
+    cached.write_bytes(b"tampered" + SHARED_DETECTOR.read_bytes()[8:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert weights.fetch(entry.name) == entry.bundled_path and weights.status(entry.name) == "bundled"
+    assert detector_mirror.requests == [] and cached.read_bytes().startswith(b"tampered")  # left alone, unused
+
+
+def test_detector_tampered_cache_redownloaded_when_the_package_lacks_it(detector_mirror, ferlite_home, package_dir):
+    """A package without the file (fallback_download): a tampered cached copy is replaced by a download, with a
+    warning; with the mirror down as well, the error names the URL and nothing is left in the cache."""
+    entry = weights.registry_entry("blaze-face-short-range")
+    cached = ferlite_home / "weights" / entry.filename
+    cached.parent.mkdir()
+    cached.write_bytes(b"tampered")
+    with pytest.warns(UserWarning, match=r"local copy \(ignored, sha256 mismatch: .*\); downloading it again"):
+        assert weights.fetch(entry.name) == cached
+    assert weights.file_sha256(cached) == BLAZE_SHA256 and weights.status(entry.name) == "cached"
+    assert detector_mirror.requests == ["/blaze_face_short_range.tflite"]
+    cached.unlink()
+    detector_mirror.close()
+    with pytest.raises(weights.WeightsUnavailable, match=re.escape(detector_mirror.url + entry.filename)):
+        weights.fetch(entry.name)
+    assert cache_files(ferlite_home) == []

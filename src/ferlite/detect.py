@@ -177,13 +177,19 @@ def _import_mediapipe():
 
 
 def _load_mediapipe(min_score: float, model_path: str | None = None):
+    """A MediaPipe Tasks face detector from ``model_path``, else the registered BlazeFace file (cached, bundled or
+    downloaded); ValueError naming the file when MediaPipe cannot load it (not a model, or not a face detector)."""
     from ferlite.weights import fetch
 
     _, base_options, vision = _import_mediapipe()
-    path = model_path or fetch("blaze-face-short-range")
-    opts = vision.FaceDetectorOptions(base_options=base_options(model_asset_path=str(path)),
+    path = str(model_path or fetch("blaze-face-short-range"))
+    opts = vision.FaceDetectorOptions(base_options=base_options(model_asset_path=path),
                                       min_detection_confidence=min_score)
-    return vision.FaceDetector.create_from_options(opts)
+    try:
+        return vision.FaceDetector.create_from_options(opts)
+    except (ValueError, RuntimeError) as exc:  # MediaPipe's own message names neither the file nor what it wanted
+        raise ValueError(f"MediaPipe cannot load the face detector model {path!r}: {exc} (expected a MediaPipe "
+                         "Tasks face detector .tflite, e.g. blaze_face_short_range.tflite)") from exc
 
 
 def _warn_fallback(exc: Exception) -> None:
@@ -213,7 +219,8 @@ class FaceDetector:
     :meth:`close`, to release MediaPipe's graph early (it is released at exit otherwise).
 
     Raises:
-        ValueError: an invalid option.
+        ValueError: an invalid option; or ``detector="mediapipe"`` and MediaPipe cannot load the model file (not a
+            model, or not a face detector).
         OSError / ImportError: ``detector="mediapipe"`` and the model file or MediaPipe cannot be had.
     """
 
@@ -224,7 +231,7 @@ class FaceDetector:
         if self.options.detector != "haar":
             try:
                 self._mp = _load_mediapipe(self.options.min_score, self.options.model_path)
-            except (ImportError, OSError, RuntimeError) as exc:
+            except (ImportError, OSError, RuntimeError, ValueError) as exc:
                 if self.options.detector == "mediapipe":
                     raise
                 _warn_fallback(exc)

@@ -6,8 +6,8 @@ one :class:`ValueError` naming the file, what it looked like and what was expect
 zip, HDF5, Keras or LiteRT layer underneath happens to raise.
 
 * :func:`check_model_file` reads the file's structure only (never imports TensorFlow): a ``.keras`` file must be
-  a whole zip archive (every member passes its CRC-32 check) holding ``config.json`` and ``model.weights.h5``,
-  with no ``Lambda`` layer; a ``.tflite`` file must carry the TFLite file identifier.
+  a whole zip archive (every member reads back and passes its CRC-32 check) holding ``config.json`` and
+  ``model.weights.h5``, with no ``Lambda`` layer; a ``.tflite`` file must carry the TFLite file identifier.
 * :func:`load_keras_model` loads a ``.keras`` file with Keras ``safe_mode`` on, always: a ``Lambda`` layer holds
   arbitrary Python code (a pickled function), which is refused with a message saying how to rebuild the model.
 """
@@ -42,7 +42,7 @@ def describe_file(path: str | os.PathLike) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
             return f"a damaged zip archive of {size:,} bytes ({exc})"
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         return f"a zip archive of {size:,} bytes holding {shown or 'nothing'}"
@@ -89,6 +89,21 @@ def _lambda_refused(path: Path, layers: list[str]) -> ValueError:
         "copy the weights over and save it again")
 
 
+def _damaged_member(z: zipfile.ZipFile) -> str | None:
+    """Read every member of ``z`` through: the first one that fails (its CRC-32, its local header, its
+    compressed data) and why, or None when all are whole."""
+    for info in z.infolist():
+        try:
+            with z.open(info) as f:
+                while f.read(1 << 20):
+                    pass
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            # NotImplementedError / RuntimeError: a damaged header that names another compression method,
+            # zip version or encryption
+            return f"member {info.filename} fails its check ({exc})"
+    return None
+
+
 def _check_keras(path: Path) -> None:
     if not zipfile.is_zipfile(path):
         raise _not_a(path, KERAS_EXPECTED, describe_file(path))
@@ -96,13 +111,13 @@ def _check_keras(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             missing = [m for m in _KERAS_MEMBERS if m not in z.namelist()]
             if missing:
-                raise _not_a(path, KERAS_EXPECTED, describe_file(path))
-            bad = z.testzip()  # reads every member: a flipped or missing byte fails its CRC-32
+                raise _not_a(path, KERAS_EXPECTED, f"{describe_file(path)}, without {' or '.join(missing)}")
+            bad = _damaged_member(z)  # reads every member: a flipped or missing byte fails a check
             if bad is not None:
-                raise _not_a(path, KERAS_EXPECTED, f"a damaged zip archive: {bad} fails its CRC-32 check "
-                                                   "(the file was modified or corrupted after it was written)")
+                raise _not_a(path, KERAS_EXPECTED, f"a damaged zip archive: {bad} (the file was modified or "
+                                                   "corrupted after it was written)")
             config = json.loads(z.read("config.json"))
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise _not_a(path, KERAS_EXPECTED, f"a damaged zip archive ({exc})") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _not_a(path, KERAS_EXPECTED, f"a zip archive whose config.json is not JSON ({exc})") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def check_signature(model_path: str | os.PathLike, info: dict, input_shape, outp
                          f"input {tuple(shape)} and output {tuple(out)}")
     size, channels, n = int(shape[1]), int(shape[3]), int(out[1])
     source = _source(path, info)
+    _check_types(path, info, source, (size, channels, n))
     for key, value in (("input_size", size), ("channels", channels)):
         if info.get(key) is not None and int(info[key]) != value:
             raise ValueError(f"{path}: sidecar says {key}={info[key]}, but the model's input is [{size}, {size}, "
@@ -101,6 +103,20 @@ def check_signature(model_path: str | os.PathLike, info: dict, input_shape, outp
                          "model was replaced")
     _check_file_digest(path, info, source)
     return size, channels, classes
+
+
+def _check_types(path: Path, info: dict, source: str, model: tuple[int, int, int]) -> None:
+    """``input_size`` and ``channels`` must be whole numbers and ``classes`` a list of names, where given."""
+    size, channels, n = model
+    for key, value in (("input_size", size), ("channels", channels)):
+        got = info.get(key)
+        if got is not None and (isinstance(got, bool) or not isinstance(got, numbers.Integral)):
+            raise ValueError(f"{path}: {source} has {key}={got!r}: expected a whole number (the model's is {value})")
+    classes = info.get("classes")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) and c
+                                                                               for c in classes)):
+        raise ValueError(f"{path}: {source} has classes={classes!r}: expected a list of {n} class names (strings), "
+                         "one per model output")
 
 
 def _check_file_digest(path: Path, info: dict, source: str) -> None:

@@ -100,6 +100,12 @@ class TrainConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.img_size < 16 or self.img_size % 16:
+            raise ValueError(f"img_size must be a multiple of 16 (at least 16), got {self.img_size}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.lr <= 0:
@@ -342,11 +348,20 @@ def _prepare_run_dir(run_dir: Path) -> bool:
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-") as probe:
-            probe.write(b"ferlite")
-            probe.flush()
-            os.fsync(probe.fileno())
+        fd, probe = tempfile.mkstemp(dir=run_dir, prefix=".write-test-")
+        # unbuffered writes, and the probe removed before an error is reported (a NamedTemporaryFile whose flush
+        # fails on a full disk stays there until it is garbage-collected)
+        try:
+            os.write(fd, b"ferlite")
+            os.fsync(fd)
+        finally:
+            try:
+                os.close(fd)
+            finally:
+                os.unlink(probe)
     except OSError as exc:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):  # made here for nothing: leave nothing
+            run_dir.rmdir()
         raise OSError(f"cannot write the run folder {run_dir}: {exc}; expected a folder ferlite can create and "
                       "write to: choose another --output-dir, fix its permissions or free some space") from exc
     remove_temporaries(run_dir)
@@ -497,7 +512,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         f"peak lr {cfg.peak_lr:g}")
     steps = len(x_train) // cfg.batch_size
 
-    start_epoch, state = 0, {}
+    start_epoch, state, rolled = 0, {}, False
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
         state, rolled = _read_state(run_dir, bool(cfg.ema))
@@ -505,8 +520,6 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         if rolled:
             log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
                 f"checkpoint of epoch {start_epoch} is complete, continuing from it")
-            if out == run_dir:
-                write_sidecar(run_dir / "state.json", state)
         model = load_keras_model(run_dir / "last.keras", compile=True)
         _sync_batch_norm(model, replicas > 1)
         if not (out / "history.csv").is_file():  # a worker's scratch folder
@@ -530,6 +543,8 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     ema = WeightAverage(cfg.ema) if cfg.ema else None
     if ema and cfg.resume:
         ema.load(run_dir / "ema.npz")
+    if rolled and out == run_dir:  # once the checkpoint has loaded: a resume refused leaves state.json as it was
+        write_sidecar(run_dir / "state.json", state)
     fit_callbacks = [ema.callback(model)] if ema else []
 
     def train_dataset(epoch_seed: int):

@@ -39,12 +39,21 @@ def debug_enabled() -> bool:
     return bool(ctx and ctx.meta.get("ferlite.debug"))
 
 
-def _one_line(message: str) -> str:
-    """The first non-empty line of ``message`` (a hint replaces the rest): an error is one ``Error:`` line."""
+def _one_line(message: str, *, also: str = "") -> str:
+    """The first non-empty line of ``message`` and one hint at what debugging shows: ``also`` (e.g. "the
+    traceback") and the other lines of the message, if any. An error is one ``Error:`` line."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else message
-    return f"{lines[0]} ({_DEBUG_HINT} the other {len(lines) - 1} line(s))"
+    shown = [also] if also else []
+    if len(lines) > 1:
+        shown.append(f"the other {len(lines) - 1} line(s) of the message")
+    hint = f"({_DEBUG_HINT} {' and '.join(shown)})" if shown else ""
+    return " ".join(part for part in (lines[0] if lines else "", hint) if part)
+
+
+def _type_name(exc: BaseException) -> str:
+    """An exception's type as a reader can look it up: ``ValueError``, but ``cv2.error`` (not a bare ``error``)."""
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _guard(callback: Callable) -> Callable:
@@ -65,8 +74,9 @@ def _guard(callback: Callable) -> Callable:
         except Exception as exc:
             if debug_enabled():
                 raise
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {_one_line(str(exc))} "
-                                       f"({_DEBUG_HINT} the traceback)") from exc
+            text = _one_line(str(exc), also="the traceback")
+            sep = ": " if str(exc).strip() else " "  # KeyError() and the like have no message
+            raise click.ClickException(f"unexpected {_type_name(exc)}{sep}{text}") from exc
 
     guarded.ferlite_guarded = True
     return guarded

@@ -236,7 +236,7 @@ def _run_stream(rec: Recognizer, camera: int | None, video: str | None, writer: 
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--camera", type=int, default=None, help="Camera index to read from (e.g. 0).")
+@click.option("--camera", type=click.IntRange(min=0), default=None, help="Camera index to read from (e.g. 0).")
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="One image file.")
 @click.option("--image-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A folder of images (unreadable files are skipped and counted).")

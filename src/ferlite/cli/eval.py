@@ -8,7 +8,7 @@ import click
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", "data_dir", required=True, type=click.Path(),
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True),
               help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid, or a CSV dataset "
                    "(image,<class>,...) whose classes are the model's.")
 @click.option("--model", default=None, metavar="NAME_OR_PATH",

@@ -17,7 +17,7 @@ from ferlite.export import QUANTIZE_MODES
 @click.option("--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="The .tflite file to write (default: <model>-fp32.tflite, -fp16.tflite or -int8.tflite "
                    "in the current folder). Its sidecar FILE.json is written beside it.")
-@click.option("--calibration-data", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("--calibration-data", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="int8: a FER+ split folder or a folder of face images (default: ../shared FER2013Valid).")
 @click.option("--num-calibration", type=click.IntRange(min=1), default=300, show_default=True,
               help="int8: how many faces calibrate the activation ranges.")

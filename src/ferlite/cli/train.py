@@ -25,8 +25,10 @@ def _command_line() -> str:
 @click.option("--val", "val_dir", required=True, type=click.Path(exists=True),
               help="FER+ validation split folder or dataset CSV, used for model selection.")
 @click.option("--model", default="mobilefacenet", show_default=True, help="Architecture (see ferlite.list_models()).")
-@click.option("--alpha", default=1.0, show_default=True, help="Width multiplier.")
-@click.option("--img-size", default=48, show_default=True, help="Input side in pixels (multiple of 16).")
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Width multiplier.")
+@click.option("--img-size", type=click.IntRange(min=16), default=48, show_default=True,
+              help="Input side in pixels (multiple of 16).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="Model input channels (gray faces are repeated to 3).")
 @click.option("--target-mode", type=click.Choice(TARGET_MODES), default="seed9", show_default=True,
@@ -35,11 +37,11 @@ def _command_line() -> str:
               help="8 emotions or 8 + unknown (default: 9 for seed9, 8 for the paper schemes).")
 @click.option("--loss", type=click.Choice(["crossentropy", "bce", "kl"]), default="crossentropy", show_default=True,
               help="crossentropy on the vote distribution; bce as the reference did.")
-@click.option("--label-smoothing", default=0.0, show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True)
 @click.option("--opt", type=click.Choice(["sgd", "adam", "adamw"]), default="adamw", show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
               help="Peak learning rate.")
-@click.option("--weight-decay", default=5e-3, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True,
               help="cosine decay with warmup, or halve on a val-MAE plateau.")
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=2, show_default=True)
@@ -48,7 +50,7 @@ def _command_line() -> str:
               help="Global batch; at most the number of training faces.")
 @click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="light",
               show_default=True, help="Augmentation preset.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
               help="Early stopping after this many epochs without a better val MAE (0: off).")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
