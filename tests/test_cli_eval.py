@@ -1,4 +1,4 @@
-"""ferlite-eval / ferlite eval: JSON and human output, plots, bad data, the default model."""
+"""ferlite-eval / ferlite eval: JSON and human output, plots, bad data, the default model, a folder per class."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import copy_split
+from conftest import copy_split, majority_class_folder, paste_into_scene
 
 from ferlite.cli import eval_main, main
 
@@ -156,3 +157,76 @@ def test_tflite_model_gives_the_keras_numbers_without_tensorflow(tiny_model_path
     assert lite["mae"] == pytest.approx(keras_report.mae, abs=1e-5)
     assert lite["class_mae"] == pytest.approx(keras_report.class_mae, abs=1e-5)
     assert lite["top1"] == pytest.approx(keras_report.top1, abs=0.011)  # at most one face may flip on a near-tie
+
+
+# --------------------------------------------------------------------------- a folder per class
+
+
+def test_folder_per_class_with_class_map_json_plots_and_human_report(bundled_fp16, ferplus_valid, tmp_path):
+    from ferlite.evaluate import evaluate
+
+    folder = majority_class_folder(ferplus_valid, tmp_path / "by_class", 60)
+    (folder / "happiness").rename(folder / "happy")
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.search(r"^Error: .*by_class: sub-folder name\(s\) 'happy' are not classes of the model \(the model's "
+                     r"classes: neutral, happiness, .*did you mean 'happy' -> 'happiness'\? e\.g\. --class-map "
+                     r"happy=happiness$", result.stderr.strip()), result.stderr
+
+    plots = tmp_path / "plots"
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", " happy = happiness ", "--json",
+                      "--plots", plots)
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert JSON_KEYS <= set(out) and (out["layout"], out["class_map"]) == ("folders", {"happy": "happiness"})
+    assert (out["mae"], out["kl"], out["major8_acc"], out["class_mae"]) == (None, None, None, None)
+    assert out["n"] == out["rows"] == sum(1 for _ in folder.rglob("*.png")) == sum(map(sum, out["confusion_matrix"]))
+    lib = evaluate(bundled_fp16, folder, class_map={"happy": "happiness"}).to_json()
+    assert out == {**lib, "model": str(bundled_fp16)}
+    assert sorted(p.name for p in plots.iterdir()) == ["class_recall.png", "confusion_matrix.png"]
+    assert f"wrote {plots / 'class_recall.png'}" in result.stderr
+
+    text = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness").stdout
+    assert "Accuracy (top-1 against the folder): " in text and "Class-wise recall:" in text
+    assert "(one folder per class; renamed happy=happiness)" in text and "Total MAE" not in text
+
+
+@pytest.mark.parametrize("value, message", [
+    ("happy", r"expected FOLDER=CLASS pairs separated by commas, e\.g\. happy=happiness,angry=anger; got the item "
+              r"'happy'"),
+    ("happy=happiness,happy=joy", r"folder 'happy' is mapped twice \('happiness' and 'joy'\)"),
+    ("=anger", r"got the item '=anger'"),
+], ids=["no_equals", "twice", "no_folder"])
+def test_bad_class_map_is_a_usage_error(value, message, bundled_fp16, tmp_path):
+    result = run_eval("--data", tmp_path, "--model", bundled_fp16, "--class-map", value)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "Invalid value for '--class-map'" in result.stderr and re.search(message, result.stderr), result.stderr
+
+
+def test_detect_and_skip_bad_through_the_cli(bundled_fp16, ferplus_valid, tmp_path):
+    crops = majority_class_folder(ferplus_valid, tmp_path / "crops", 20)
+    photos, rng = tmp_path / "photos", np.random.default_rng(1)
+    for c in ("neutral", "happiness"):
+        face = sorted((crops / c).iterdir())[0]
+        (photos / c).mkdir(parents=True)
+        cv2.imwrite(str(photos / c / f"{face.stem}.jpg"),
+                    paste_into_scene(cv2.imread(str(face), cv2.IMREAD_GRAYSCALE), "grass", rng))
+    cv2.imwrite(str(photos / "neutral" / "gravel.png"), paste_into_scene(None, "gravel", rng))
+    bad = photos / "happiness" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+
+    result = run_eval("--data", photos, "--model", bundled_fp16, "--detect")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"Error: image {bad}: not a readable image" in result.stderr and "--skip-bad" in result.stderr
+    with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped"):
+        result = run_eval("--data", photos, "--model", bundled_fp16, "--detect", "--detector", "mediapipe",
+                          "--skip-bad")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(rf"^skipped {re.escape(str(bad))}: not a readable image: ", result.stderr, re.M), result.stderr
+    text = result.stdout
+    assert "samples: 4 images, 1 skipped as bad, 3 read, 2 scored" in text, text
+    assert "the largest face found by the mediapipe detector in each photo; 1 photo(s) without one" in text
+    assert text.endswith(f"No face found in 1 photo(s):\n  {photos / 'neutral' / 'gravel.png'}\n")
+    result = run_eval("--data", ferplus_valid, "--model", bundled_fp16, "--detect")
+    assert result.exit_code == 1 and "detect (--detect) applies to a folder with one sub-folder" in result.stderr

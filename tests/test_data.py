@@ -268,8 +268,10 @@ def test_empty_split_folder(small_valid_folder, ferplus_tflite, tmp_path):
     (pngs / "label.csv").unlink()  # PNGs without their label.csv
     with pytest.raises(FileNotFoundError) as err:
         evaluate(ferplus_tflite, pngs)
-    assert str(err.value).startswith(f"no label.csv in {pngs}: expected Microsoft's FER+ layout (label.csv + PNG "
-                                     "faces); a raw fer2013.csv + fer2013new.csv pair goes through `ferlite prepare`")
+    said = str(err.value)  # what it holds (PNGs, no label.csv, no class sub-folder) and the layouts expected
+    assert said.startswith(f"no label.csv in {pngs}, and no sub-folder of it holds an image: it holds "), said
+    for expected in ("label.csv", "DIR/<class>/", "image,<class 1>,<class 2>,..."):
+        assert expected in said, (expected, said)
     for name, text in (("empty", ""), ("blank", "\n \n\n")):
         folder = tmp_path / name
         folder.mkdir()

@@ -1,17 +1,21 @@
-"""ferlite.evaluate: score() on hand-worked arrays; evaluate() on real FER2013Valid faces with tiny models."""
+"""ferlite.evaluate: score() on hand-worked arrays; evaluate() on real FER2013Valid faces with tiny models;
+folder-per-class datasets of real FER+ faces (as crops, and pasted into whole photos for --detect)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
+import shutil
 
 import cv2
 import numpy as np
 import pytest
-from conftest import copy_split
+from conftest import copy_split, majority_class_folder, paste_into_scene
 
-from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score, score_distribution
+from ferlite.data import DataError
+from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score, score_distribution, score_labels
 
 # FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 VOTES = np.array([
@@ -217,3 +221,221 @@ def test_evaluate_bad_data(tiny_model_path, tmp_path, ferplus_valid):
         evaluate(tiny_model_path, tmp_path)
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(tiny_model_path, folder, batch_size=0)
+
+
+# --------------------------------------------------------------------------- a folder per class
+
+EMOTIONS = CLASSES9[:8]
+
+
+@pytest.fixture(scope="module")
+def fp16_model(bundled_fp16):
+    """The bundled default model in float16 TFLite, loaded once."""
+    from ferlite.runtime import load_predictor
+
+    return load_predictor(bundled_fp16)
+
+
+def test_score_labels_hand_worked():
+    # model outputs: the nine FER+ classes; the data's classes: neutral, happiness, sadness (no folder for the rest)
+    probs = np.array([
+        [0.5, 0.3, 0.0, 0.2, 0, 0, 0, 0, 0],  # neutral: hit
+        [0.1, 0.2, 0.6, 0.1, 0, 0, 0, 0, 0],  # surprise has no folder: argmax over the three is happiness: hit
+        [0.0, 0.0, 0.0, 0.1, 0, 0, 0, 0, 0.9],  # unknown ignored too: sadness: miss (label neutral)
+        [0.0, 0.4, 0.0, 0.4, 0, 0, 0, 0, 0.2],  # tie happiness/sadness -> happiness (model order): miss
+    ])
+    s = score_labels([0, 1, 0, 2], probs, CLASSES9, ("neutral", "happiness", "sadness"))
+    assert (s["n"], s["top1"], s["major8_n"], s["class_mae"]) == (4, 0.5, 0, {})
+    assert math.isnan(s["mae"]) and math.isnan(s["kl"]) and math.isnan(s["major8_acc"])
+    assert s["confusion"].tolist() == [[1, 0, 1], [0, 1, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match=r"must be classes of the model, in its order"):
+        score_labels([0], probs[:1], CLASSES9, ("happiness", "neutral"))
+    with pytest.raises(ValueError, match=r"must be classes of the model"):
+        score_labels([0], probs[:1], CLASSES9, ("happy",))
+    with pytest.raises(ValueError, match=r"labels must index the 3 classes \(0\.\.2\), got 0\.\.3"):
+        score_labels([0, 3], probs[:2], CLASSES9, ("neutral", "happiness", "sadness"))
+
+
+def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, tmp_path):
+    """The first 300 faces of FER2013Valid, one folder per majority class, against the FER+ protocol on them."""
+    from ferlite.data import read_ferplus_folder
+    from ferlite.labels import votes_to_targets
+
+    fer = copy_split(ferplus_valid, tmp_path / "fer300", 300)
+    folders = majority_class_folder(ferplus_valid, tmp_path / "by_class", 300)
+    assert sorted(p.name for p in folders.iterdir()) == sorted(EMOTIONS)  # all eight emotions have a face
+    by_votes = evaluate(fp16_model, fer)
+    report = evaluate(fp16_model, folders, batch_size=100)
+
+    faces = read_ferplus_folder(fer)  # the major8 rule by hand: argmax over the 8 emotion outputs
+    t = votes_to_targets(faces.votes, "majority", 8)
+    pred = fp16_model.predict(faces.images[t.keep][..., None])[:, :8].argmax(axis=1)
+    expected = np.zeros((8, 8), np.int64)
+    np.add.at(expected, (t.targets.argmax(axis=1), pred), 1)
+
+    assert (report.layout, report.classes, report.n, report.faces, report.dropped) == ("folders", EMOTIONS, 264, 264, 0)
+    assert report.n == by_votes.major8_n == expected.sum()
+    assert report.top1 == by_votes.major8_acc == np.trace(expected) / expected.sum() == 232 / 264
+    np.testing.assert_array_equal(report.confusion, expected)
+    assert report.class_recall == {c: expected[i, i] / expected[i].sum() for i, c in enumerate(EMOTIONS)}
+    assert report.class_recall["happiness"] == 66 / 70
+    j = report.to_json()
+    json.dumps(j, allow_nan=False)
+    assert (j["mae"], j["kl"], j["major8_acc"], j["class_mae"], j["layout"], j["no_face"]) == \
+        (None, None, None, None, "folders", 0)
+    assert j["top1"] == 232 / 264 and j["confusion_matrix"] == expected.tolist()
+    text = format_report(report)
+    for needle in ("Accuracy (top-1 against the folder): 0.8788 (87.88%)", "happiness   0.9429  (66/70)",
+                   "argmax of the model's outputs for these 8 classes", "264 images, 0 skipped as bad, 264 read",
+                   "Confusion matrix (rows: the folder, columns: predicted)"):
+        assert needle in text, needle
+    paths = plot_report(report, tmp_path / "plots")
+    assert [p.name for p in paths] == ["confusion_matrix.png", "class_recall.png"]
+    assert all(cv2.imread(str(p)) is not None for p in paths)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["class_recall.png", "confusion_matrix.png"]
+
+
+def test_class_map_renames_folders_and_unknown_names_are_refused(fp16_model, ferplus_valid, tmp_path):
+    from ferlite.data import DataError
+
+    plain = evaluate(fp16_model, majority_class_folder(ferplus_valid, tmp_path / "plain", 60))
+    folder = majority_class_folder(ferplus_valid, tmp_path / "renamed", 60)
+    (folder / "happiness").rename(folder / "happy")
+    (folder / "anger").rename(folder / "angry")
+    with pytest.raises(DataError) as info:
+        evaluate(fp16_model, folder)
+    message = str(info.value)
+    for needle in ("sub-folder name(s) 'angry', 'happy' are not classes of the model",
+                   "the model's classes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, "
+                   "unknown", "did you mean 'angry' -> 'anger', 'happy' -> 'happiness'?",
+                   "--class-map angry=anger,happy=happiness", str(folder)):
+        assert needle in message, needle
+    assert "\n" not in message
+
+    mapped = evaluate(fp16_model, folder, class_map={"happy": "happiness", "angry": "anger"})
+    assert mapped.class_map == {"happy": "happiness", "angry": "anger"}
+    assert (mapped.classes, mapped.n, mapped.top1) == (plain.classes, plain.n, plain.top1)
+    np.testing.assert_array_equal(mapped.confusion, plain.confusion)
+    assert "(one folder per class; renamed happy=happiness,angry=anger)" in format_report(mapped)
+
+    with pytest.raises(DataError, match=r"class map: happy=joy maps to no class of the model \(the model's classes: "
+                                        r"neutral, happiness"):
+        evaluate(fp16_model, folder, class_map={"happy": "joy", "angry": "anger"})
+    with pytest.raises(DataError, match=r"class map: .*renamed has no sub-folder 'sad' \(its sub-folders: angry, "):
+        evaluate(fp16_model, folder, class_map={"happy": "happiness", "angry": "anger", "sad": "sadness"})
+    (folder / "happiness").mkdir()
+    shutil.copy(next((folder / "happy").iterdir()), folder / "happiness")
+    with pytest.raises(DataError, match=r"sub-folders 'happiness', 'happy' are all class 'happiness' \(expected one "):
+        evaluate(fp16_model, folder, class_map={"happy": "happiness", "angry": "anger"})
+
+
+def test_layouts_and_empty_folders_are_refused_naming_what_was_received(fp16_model, ferplus_valid, tmp_path):
+    from ferlite.data import DataError, dataset_layout
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no label\.csv in .*empty, and no sub-folder of it holds an image: "
+                                                r"it holds nothing; expected a FER\+ split folder .*; or a CSV dataset "
+                                                r"file .*; or a folder with one sub-folder of images per class"):
+        evaluate(fp16_model, empty)
+    loose = copy_split(ferplus_valid, tmp_path / "loose", 3)
+    (loose / "label.csv").unlink()
+    (loose / "notes").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"it holds 3 image file\(s\) not in class sub-folders \(fer\d+\.png, "
+                                                r".*\), 1 sub-folder\(s\) without an image \(notes\)"):
+        evaluate(fp16_model, loose)
+    with pytest.raises(DataError, match=r"fer\d+\.png is a file but not a \.csv, so no dataset: expected a FER\+"):
+        evaluate(fp16_model, next(loose.glob("*.png")))
+    with pytest.raises(FileNotFoundError, match=r"dataset not found: .*nowhere \(expected a FER\+ split folder"):
+        evaluate(fp16_model, tmp_path / "nowhere")
+    assert [dataset_layout(p) for p in (ferplus_valid, tmp_path / "x.csv")] == ["ferplus", "csv"]
+
+    folder = majority_class_folder(ferplus_valid, tmp_path / "by_class", 20)
+    assert dataset_layout(folder) == "folders"
+    (folder / "disgust").mkdir()  # no disgust face among the first 20
+    (folder / "disgust" / "readme.txt").write_text("no faces here")
+    with pytest.raises(DataError, match=r"class folder\(s\) .*by_class/disgust hold no image file; expected files "
+                                        r"ending in \.png \.jpg"):
+        evaluate(fp16_model, folder)
+    shutil.rmtree(folder / "disgust")
+    shutil.copy(next((folder / "neutral").iterdir()), folder / "stray.png")
+    with pytest.raises(DataError, match=r"holds 1 image file\(s\) outside its class sub-folders \(stray\.png\)"):
+        evaluate(fp16_model, folder)
+    (folder / "stray.png").unlink()
+    with pytest.raises(ValueError, match=r"detect \(--detect\) applies to a folder with one sub-folder of images per "
+                                         r"class .*; .*FER2013Valid is a FER\+ split folder"):
+        evaluate(fp16_model, ferplus_valid, detect=True)
+    with pytest.raises(ValueError, match=r"class_map \(--class-map\) applies to"):
+        evaluate(fp16_model, ferplus_valid, class_map={"happy": "happiness"})
+    assert evaluate(fp16_model, folder).n == sum(1 for _ in folder.rglob("*.png"))
+
+
+def test_corrupt_image_in_a_class_folder_stops_or_is_skipped(fp16_model, ferplus_valid, tmp_path):
+    from ferlite.data import DataError
+
+    folder = majority_class_folder(ferplus_valid, tmp_path / "by_class", 40)
+    bad = sorted((folder / "happiness").iterdir())[1]
+    bad.write_bytes(bad.read_bytes()[:60])  # a truncated PNG
+    with pytest.raises(DataError, match=rf"image {re.escape(str(bad))}: not a readable image: truncated: the PNG "
+                                        r"ends after 60 bytes.* \(use --skip-bad / skip_bad=True"):
+        evaluate(fp16_model, folder)
+    with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped in .*by_class"):
+        report = evaluate(fp16_model, folder, skip_bad=True)
+    n = sum(1 for _ in folder.rglob("*.png"))
+    assert (report.rows, report.faces, report.n, report.skipped[0][:2]) == (n, n - 1, n - 1, (str(bad), 0))
+    assert report.to_json()["skipped_rows"][0]["line"] is None
+    for other in folder.rglob("*.png"):
+        other.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"{re.escape(str(folder))}: no face to score: of its {n} images, {n} are "
+                                        r"unreadable \(skipped\) and 0 show no face"):
+        with pytest.warns(UserWarning, match="unreadable"):
+            evaluate(fp16_model, folder, skip_bad=True)
+
+
+def test_detect_scores_the_largest_face_of_whole_photos_and_counts_photos_without(fp16_model, ferplus_valid,
+                                                                                   tmp_path):
+    """FER+ faces upscaled 3-4x into blurred 640x480 scenes, as benchmarks/crop_geometry.py makes them."""
+    from ferlite.recognizer import Recognizer
+
+    crops = majority_class_folder(ferplus_valid, tmp_path / "crops", 40)
+    photos, rng = tmp_path / "photos", np.random.default_rng(0)
+    faces = [face for c in EMOTIONS[:4] for face in sorted((crops / c).iterdir())[:2]]  # 2 of 4 classes
+    for i, face in enumerate(faces):
+        (photos / face.parent.name).mkdir(parents=True, exist_ok=True)
+        scene = paste_into_scene(cv2.imread(str(face), cv2.IMREAD_GRAYSCALE), ("brick", "grass", "gravel")[i % 3], rng)
+        assert cv2.imwrite(str(photos / face.parent.name / f"{face.stem}.jpg"), scene)
+    empty_scene = photos / "neutral" / "zz_brick_only.png"
+    assert cv2.imwrite(str(empty_scene), paste_into_scene(None, "brick", rng))
+    report = evaluate(fp16_model, photos, detect=True, batch_size=3)
+
+    rec = Recognizer(fp16_model)  # what the recogniser finds and predicts in each photo, the largest face
+    files = sorted(photos.rglob("*.*"), key=lambda p: (EMOTIONS.index(p.parent.name), p))
+    found = {p: rec.analyze(p) for p in files}
+    no_face = [str(p) for p in files if not found[p]]
+    assert report.no_face == no_face and str(empty_scene) in no_face and len(no_face) <= 2, no_face
+    classes = tuple(c for c in EMOTIONS if (photos / c).is_dir())
+    expected = np.zeros((len(classes),) * 2, np.int64)
+    for p in files:
+        if found[p]:
+            emotions = found[p][0]["emotions"]
+            expected[classes.index(p.parent.name), classes.index(max(classes, key=emotions.get))] += 1
+    assert (report.classes, report.detector, report.rows, report.faces) == (classes, "mediapipe", 9, 9)
+    assert (report.dropped, report.n) == (len(no_face), 9 - len(no_face))
+    np.testing.assert_array_equal(report.confusion, expected)
+    assert report.top1 == np.trace(expected) / expected.sum()
+    j = report.to_json()
+    assert (j["no_face"], j["no_face_files"], j["detector"]) == (len(no_face), no_face, "mediapipe")
+    text = format_report(report)
+    assert f"the largest face found by the mediapipe detector in each photo; {len(no_face)} photo(s) without one" \
+        in text
+    assert text.endswith(f"No face found in {len(no_face)} photo(s):\n" + "\n".join(f"  {p}" for p in no_face))
+
+    for c in classes[1:]:
+        shutil.rmtree(photos / c)
+    for p in (photos / "neutral").iterdir():
+        if p != empty_scene:
+            p.unlink()
+    (photos / "neutral" / "only_bricks.png").write_bytes(empty_scene.read_bytes())
+    with pytest.raises(DataError, match=r"photos: no face to score: of its 2 images, 0 are unreadable \(skipped\) and "
+                                        r"2 show no face the detector finds"):
+        evaluate(fp16_model, photos, detect=True)

@@ -236,9 +236,11 @@ def test_resolve_model(served, tmp_path, monkeypatch):
 
 def test_registry_lookups():
     names = [e.name for e in weights.list_weights()]
-    assert names[:4] == ["ferplus-mfn-1.0", "ferplus-mfn-0.5", "ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16"]
+    assert names[:5] == ["ferplus-mfn-1.0", "ferplus-mfn-0.5", "ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16",
+                         "ferplus-mfn-0.5-int8"]
     assert "blaze-face-short-range" in names and weights.DEFAULT_MODEL in names
-    with pytest.raises(ValueError, match="unknown weights 'nope'; registered: ferplus-mfn-1.0, .*blaze-face"):
+    with pytest.raises(ValueError, match="unknown weights 'nope'; registered: ferplus-mfn-1.0, .*blaze-face.*; "
+                                         "aliases: default, fast"):
         weights.registry_entry("nope")
     for e in weights.list_weights():
         assert e.url.endswith("/" + e.filename) and e.kind in ("keras", "tflite", "detector")
@@ -246,7 +248,7 @@ def test_registry_lookups():
             assert e.classes == FERPLUS_CLASSES[:9] and e.bundled
             assert (e.input_size, e.channels) == (48, 1) and e.preprocessing
             assert e.url == "https://github.com/ferlite/ferlite/releases/download/v0.1.0/" + e.filename
-    for name in ("ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16"):
+    for name in ("ferplus-mfn-1.0-int8", "ferplus-mfn-1.0-fp16", "ferplus-mfn-0.5-int8"):
         entry = weights.registry_entry(name)
         assert entry.kind == "tflite" and entry.filename == name + ".tflite"
         if entry.sha256 is None or not entry.bundled_path.is_file():  # the cache is empty (FERLITE_HOME)
@@ -291,6 +293,81 @@ def test_bundled_files_match_registry(monkeypatch):
                     assert meta[key] == weights.sidecar_for(e.bundled_path)[key], f"{sidecar}: {key}"
     monkeypatch.setenv("FERLITE_BASE_URL", "http://127.0.0.1:9/")  # discard port: any download would fail
     assert weights.resolve_model(None) == weights.registry_entry(weights.DEFAULT_MODEL).bundled_path
+
+
+# --- aliases, and the figures `weights list` shows: recorded in the registry, checked against the files ----------
+
+
+def test_aliases_resolve_in_the_library(ferplus_valid, tmp_path, monkeypatch):
+    """`fast` and `default` work wherever a registered name does (resolve_model, fetch, load_predictor, Recognizer,
+    predict), and an existing file of the alias's name in the current folder wins, as for every name."""
+    import ferlite
+    from ferlite.images import read_image
+    from ferlite.recognizer import Recognizer
+    from ferlite.runtime import load_predictor
+
+    assert weights.ALIASES == {"default": weights.DEFAULT_MODEL, "fast": "ferplus-mfn-0.5-int8"}
+    assert not set(weights.ALIASES) & set(weights.REGISTRY), "an alias must not hide a registered name"
+    fast = weights.registry_entry("ferplus-mfn-0.5-int8")
+    assert weights.registry_entry("fast") is fast and weights.canonical_name("fast") == fast.name
+    assert weights.resolve_model("fast") == weights.fetch("fast") == fast.bundled_path
+    assert weights.status("fast") == "bundled" and weights.locate("fast") == fast.bundled_path
+    assert weights.resolve_model("default") == weights.resolve_model(None)
+    predictor = load_predictor("fast")
+    assert predictor.path == fast.bundled_path and predictor.backend == "litert"
+    face = ferplus_valid / "fer0028638.png"
+    probs = load_predictor(fast.name).predict(read_image(face, mode="gray")[None, :, :, None])[0]
+    expected = dict(zip(predictor.classes, probs.tolist()))
+    assert ferlite.predict(face, model="fast") == pytest.approx(expected, abs=1e-6)
+    rec = Recognizer.from_pretrained("fast", detector="haar")
+    assert rec.predictor.path == fast.bundled_path and rec.predict(face) == pytest.approx(expected, abs=1e-6)
+    rec.close()
+    monkeypatch.chdir(tmp_path)
+    Path("fast").write_bytes(b"my own model file")
+    assert weights.resolve_model("fast") == Path("fast")  # an existing path as given comes first
+    with pytest.raises(FileNotFoundError, match="registered: .*ferplus-mfn-0.5-int8.*; aliases: default, fast"):
+        weights.resolve_model("fastest")
+
+
+def test_registry_figures_are_the_bundled_files(monkeypatch):
+    """size, params and macs as recorded (what `weights list` shows) are the bundled files': sizes from the files,
+    params and MACs counted on the .keras models; an export records its source model's, named by its sidecar."""
+    from ferlite.modelfile import load_keras_model
+    from ferlite.models import count_macs
+
+    bundled = [e for e in weights.list_weights() if e.bundled_path.is_file()]
+    assert {e.name for e in bundled} == set(weights.REGISTRY), "every registered file is bundled"
+    for e in bundled:
+        assert e.size == e.bundled_path.stat().st_size, f"{e.name}: size={e.bundled_path.stat().st_size}"
+        if e.kind == "keras":
+            model = load_keras_model(e.bundled_path)
+            assert (e.params, e.macs) == (model.count_params(), count_macs(model)), \
+                f"{e.name}: params={model.count_params()}, macs={count_macs(model)}"
+        elif e.kind == "tflite":
+            source = json.loads(e.bundled_path.with_suffix(".json").read_text())["source_model"]
+            parent = weights.registry_entry(source["name"])
+            assert parent.kind == "keras" and source["sha256"] == parent.sha256, e.name
+            assert (e.params, e.macs) == (parent.params, parent.macs), e.name
+        else:
+            assert (e.params, e.macs, e.metrics) == (None, None, {})
+        if e.classes:
+            assert set(e.metrics) == {"data", "mae", "top1", "major8_acc"}, e.name
+
+
+def test_fast_int8_file():
+    """The bundled fast model: its registered sha256, its sidecar (same hash, source ferplus-mfn-0.5 by hash,
+    calibrated on the FER2013Train sample), uint8 in and out, no float op in the graph."""
+    from ferlite.export import float_fallbacks
+
+    entry = weights.registry_entry("fast")
+    assert entry.sha256 == "320e2a61823eb060fc2ca76ae87dec30495729acbf6ff9d384710fde6b8084aa"
+    assert weights.file_sha256(entry.bundled_path) == entry.sha256
+    side = json.loads(entry.bundled_path.with_suffix(".json").read_text())
+    assert side["sha256"] == entry.sha256 and side["size_bytes"] == entry.size
+    assert side["source_model"]["sha256"] == weights.registry_entry("ferplus-mfn-0.5").sha256
+    assert side["calibration"] == {"data": "FER2013Train", "faces": 300, "seed": 0}
+    assert (side["quantization"], side["input"]["dtype"], side["output"]["dtype"]) == ("int8", "uint8", "uint8")
+    assert float_fallbacks(entry.bundled_path) == []
 
 
 def test_import_does_not_load_tensorflow():

@@ -1,12 +1,16 @@
 """Reading FER+ data, caching decoded faces, and the ``tf.data`` soft-label pipeline.
 
-Two on-disk formats are read:
+Three dataset layouts are read (:func:`dataset_layout` tells which one a path is):
 
 * Microsoft's FER+ folder layout: a split folder with ``label.csv`` (no header:
   ``image name, face box, 10 vote counts``) beside its PNGs (:func:`read_ferplus_folder`);
-* the raw pair ``fer2013.csv`` (``emotion, pixels, Usage``) + ``fer2013new.csv``
-  (``Usage, Image name, 10 votes``), which :func:`prepare_ferplus` turns into the
-  folder layout, one folder per split.
+* a generic CSV dataset: ``image,<class 1>,<class 2>,...`` with votes or probabilities (:func:`read_csv_dataset`);
+* a folder with one sub-folder of images per class, ``DIR/<class>/*.jpg`` (:func:`list_class_folders`,
+  :func:`read_class_folders`): one hard label per image.
+
+Microsoft's raw pair ``fer2013.csv`` (``emotion, pixels, Usage``) + ``fer2013new.csv``
+(``Usage, Image name, 10 votes``) is turned into the FER+ folder layout, one folder per split,
+by :func:`prepare_ferplus`.
 
 Decoded faces are cached as ``.npz`` keyed by a digest of ``label.csv`` and of every
 image's name, size and modification time, so the 28.5k-face train split loads in
@@ -21,12 +25,14 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ferlite._atomic import write_npz
+from ferlite.images import IMAGE_SUFFIXES
 from ferlite.labels import FERPLUS_CLASSES, Targets, votes_to_targets
 from ferlite.weights import cache_dir
 
@@ -37,6 +43,12 @@ __all__ = [
     "read_ferplus_folder",
     "read_csv_dataset",
     "read_csv_classes",
+    "LAYOUTS",
+    "dataset_layout",
+    "ClassFolders",
+    "parse_class_map",
+    "list_class_folders",
+    "read_class_folders",
     "require_faces",
     "read_dataset",
     "prepare_ferplus",
@@ -63,7 +75,10 @@ class FaceSet:
         names: the image file names.
         root: the folder they came from.
         skipped: ``(file, line, reason)`` for each row left out with ``skip_bad``.
-        classes: the ``K`` column names (FER+'s ten for FER+ folders).
+        classes: the ``K`` column names (FER+'s ten for FER+ folders); for a folder-per-class dataset the
+            classes that have a folder, and ``votes`` one-hot rows.
+        layout: which of :data:`LAYOUTS` the faces were read from.
+        no_face: photos of a folder-per-class dataset in which no face was found (read with a face ``crop``).
     """
 
     images: np.ndarray
@@ -72,6 +87,8 @@ class FaceSet:
     root: Path
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
     classes: tuple[str, ...] = FERPLUS_CLASSES
+    layout: str = "ferplus"
+    no_face: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -153,9 +170,14 @@ def read_csv_classes(csv_file: str | os.PathLike) -> tuple[str, ...]:
 
 def require_faces(faces: FaceSet, source: str | os.PathLike, purpose: str) -> None:
     """Raise :class:`DataError` naming the label file when ``faces`` (read from ``source``) holds no face,
-    e.g. a ``label.csv`` without rows, or one whose every row was skipped as bad; ``purpose``: e.g. "score"."""
+    e.g. a ``label.csv`` without rows, or one whose every row was skipped as bad; ``purpose``: e.g. "score".
+    For a folder-per-class dataset it names the folder, the unreadable images and the photos without a face."""
     if len(faces):
         return
+    if faces.layout == "folders":
+        raise DataError(f"{source}: no face to {purpose}: of its {len(faces.skipped) + len(faces.no_face)} images, "
+                        f"{len(faces.skipped)} are unreadable (skipped) and {len(faces.no_face)} show no face the "
+                        "detector finds; expected at least one readable image of a face")
     label_file = Path(source) if str(source).lower().endswith(".csv") else Path(source) / "label.csv"
     why = f"{len(faces.skipped)} bad rows skipped" if faces.skipped else "it has no data rows"
     raise DataError(f"{label_file}: no readable face to {purpose} ({why}); expected at least one row naming a "
@@ -176,9 +198,13 @@ def _read_image(path: Path, mode: str = "gray") -> np.ndarray:
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
+    return _fit(_read_image(path), size)
+
+
+def _fit(img: np.ndarray, size: int) -> np.ndarray:
+    """A gray face as ``size x size`` (area interpolation), as FER+ faces are read."""
     import cv2
 
-    img = _read_image(path)
     if img.shape != (size, size):
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img
@@ -315,11 +341,233 @@ def read_csv_dataset(csv_file: str | os.PathLike, *, skip_bad: bool = False, siz
         warnings.warn(f"{len(skipped)} bad row(s) skipped in {path}", stacklevel=2)
     shape = (0, size, size) if channels == 1 else (0, size, size, 3)
     return FaceSet(np.stack(images) if images else np.zeros(shape, np.uint8),
-                   np.asarray(votes, dtype=np.float32).reshape(-1, len(classes)), names, path.parent, skipped, classes)
+                   np.asarray(votes, dtype=np.float32).reshape(-1, len(classes)), names, path.parent, skipped, classes,
+                   "csv")
+
+
+LAYOUTS: dict[str, str] = {
+    "ferplus": "a FER+ split folder (label.csv + PNG faces)",
+    "csv": "a CSV dataset file (.csv: image,<class 1>,<class 2>,...)",
+    "folders": "a folder with one sub-folder of images per class (DIR/<class>/*.jpg, *.png, ...)",
+}
+_EXPECTED_LAYOUT = "expected " + "; or ".join(LAYOUTS.values())
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _some(names: list[str], k: int = 4) -> str:
+    """The first ``k`` of ``names``, sorted, then ``...`` if there are more."""
+    names = sorted(names)
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` at any depth (by file name ending; hidden files and folders left out),
+    sorted by path."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _contents(folder: Path) -> str:
+    """What a folder that is no dataset holds, in words, for an error message."""
+    entries = [p for p in folder.iterdir() if _visible(p)]
+    files = [p.name for p in entries if p.is_file()]
+    images = [n for n in files if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    dirs = [p.name for p in entries if p.is_dir()]
+    parts = ([f"{len(images)} image file(s) not in class sub-folders ({_some(images)})"] if images else []) + \
+            ([f"{len(files) - len(images)} other file(s)"] if len(files) > len(images) else []) + \
+            ([f"{len(dirs)} sub-folder(s) without an image ({_some(dirs)})"] if dirs else [])
+    return ", ".join(parts) or "nothing"
+
+
+def dataset_layout(source: str | os.PathLike) -> str:
+    """Which of :data:`LAYOUTS` ``source`` is, from its name and folder listings only (no file is read):
+    ``"csv"`` for a path ending in ``.csv``, ``"ferplus"`` for a folder with a ``label.csv``, ``"folders"``
+    for a folder whose sub-folders hold image files.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist, or is a folder of none of the layouts (the message says
+            what it holds and lists the layouts).
+        DataError: ``source`` is a file that is not a ``.csv``.
+    """
+    path = Path(source)
+    if path.is_dir():
+        if (path / "label.csv").is_file():
+            return "ferplus"
+        subs = sorted(p for p in path.iterdir() if p.is_dir() and _visible(p))
+        splits = [p.name for p in subs if (p / "label.csv").is_file()]
+        if splits:
+            raise FileNotFoundError(f"no label.csv in {path}, but its sub-folder(s) {_some(splits)} are FER+ split "
+                                    f"folders: pass one of them, e.g. {path / splits[0]}")
+        if any(_image_files(p) for p in subs):
+            return "folders"
+        raise FileNotFoundError(f"no label.csv in {path}, and no sub-folder of it holds an image: it holds "
+                                f"{_contents(path)}; {_EXPECTED_LAYOUT}")
+    if path.suffix.lower() == ".csv":
+        return "csv"  # read_csv_classes / read_csv_dataset say so when it is missing
+    if path.is_file():
+        raise DataError(f"{path} is a file but not a .csv, so no dataset: {_EXPECTED_LAYOUT}")
+    raise FileNotFoundError(f"dataset not found: {path} ({_EXPECTED_LAYOUT})")
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """``"happy=happiness,angry=anger"`` -> ``{"happy": "happiness", "angry": "anger"}`` (folder name -> class).
+
+    Raises:
+        ValueError: an item that is not ``FOLDER=CLASS`` with both names non-empty, or a folder named twice.
+    """
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        folder, sep, cls = (part.strip() for part in item.partition("="))
+        if not (sep and folder and cls):
+            raise ValueError(f"class map {text!r}: expected FOLDER=CLASS pairs separated by commas, e.g. "
+                             f"happy=happiness,angry=anger; got the item {item.strip()!r}")
+        if folder in out:
+            raise ValueError(f"class map {text!r}: folder {folder!r} is mapped twice ({out[folder]!r} and {cls!r}); "
+                             "expected each folder once")
+        out[folder] = cls
+    return out
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """A folder-per-class dataset, listed (no image read yet).
+
+    Attributes:
+        root: the dataset folder.
+        classes: the classes that have a folder, in the order of the model's classes.
+        folders: the sub-folder of each of ``classes`` (another name where a class map renamed it).
+        files: every image file, class by class in ``classes`` order, sorted by path within a class.
+        labels: ``(N,)`` index into ``classes`` of each file's class.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    folders: tuple[str, ...]
+    files: list[Path]
+    labels: np.ndarray
+
+
+def _suggest(name: str, classes: tuple[str, ...]) -> str | None:
+    """The class a folder name most likely means ('happy' -> 'happiness'), or None: only for an error message."""
+    import difflib
+
+    lower = {c.lower(): c for c in classes}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
+    return lower[close[0]] if close else None
+
+
+def list_class_folders(folder: str | os.PathLike, classes: Sequence[str],
+                       class_map: Mapping[str, str] | None = None) -> ClassFolders:
+    """List a folder-per-class dataset, ``folder/<class>/...``: each sub-folder's name must be one of the model's
+    ``classes`` exactly, or be renamed to one by ``class_map`` (folder name -> class); no name is guessed.
+
+    A class folder's images are its files ending in one of :data:`ferlite.images.IMAGE_SUFFIXES` (any case),
+    at any depth; other files, and hidden files and folders (``.name``), are left out.
+
+    Raises:
+        FileNotFoundError: ``folder`` is of no dataset layout (see :func:`dataset_layout`).
+        DataError: ``folder`` is of another layout; sub-folder names that are not classes (the message lists
+            them and the model's classes, and suggests a class map); a ``class_map`` naming a folder that is not
+            there or a class that is not the model's; two folders for one class; a class folder without images;
+            images outside the class folders.
+        TypeError: ``class_map`` is not a mapping of strings to strings.
+    """
+    root, classes, class_map = Path(folder), tuple(classes), dict(class_map or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in class_map.items()):
+        raise TypeError(f"class_map must map folder names to class names (str -> str), got {class_map!r}")
+    layout = dataset_layout(root)
+    if layout != "folders":
+        raise DataError(f"{root} is {LAYOUTS[layout]}, not {LAYOUTS['folders']}")
+    subs = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and _visible(p)}
+    model = f"the model's classes: {', '.join(classes)}"
+    missing = sorted(set(class_map) - set(subs))
+    if missing:
+        raise DataError(f"class map: {root} has no sub-folder {', '.join(map(repr, missing))} (its sub-folders: "
+                        f"{_some(list(subs), 20)}); expected a FOLDER=CLASS pair for each folder to rename")
+    foreign = {k: v for k, v in class_map.items() if v not in classes}
+    if foreign:
+        raise DataError(f"class map: {', '.join(f'{k}={v}' for k, v in foreign.items())} maps to no class of the "
+                        f"model ({model})")
+    unknown = [name for name in subs if class_map.get(name, name) not in classes]
+    if unknown:
+        guesses = {name: _suggest(name, classes) for name in unknown}
+        pairs = ",".join(f"{name}={cls}" for name, cls in guesses.items() if cls)
+        hint = (f"; did you mean {', '.join(f'{n!r} -> {c!r}' for n, c in guesses.items() if c)}? e.g. "
+                f"--class-map {pairs}" if pairs else "")
+        raise DataError(f"{root}: sub-folder name(s) {', '.join(map(repr, unknown))} are not classes of the model "
+                        f"({model}); expected one sub-folder per class, named as the class or renamed to it by "
+                        f"--class-map / class_map{hint}")
+    by_class: dict[str, list[str]] = {}
+    for name in subs:
+        by_class.setdefault(class_map.get(name, name), []).append(name)
+    shared = {c: names for c, names in by_class.items() if len(names) > 1}
+    if shared:
+        raise DataError(f"{root}: " + "; ".join(f"sub-folders {', '.join(map(repr, n))} are all class {c!r}"
+                                                for c, n in shared.items()) +
+                        " (expected one sub-folder per class: put a class's images in one folder)")
+    loose = [p.name for p in root.iterdir() if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        raise DataError(f"{root} holds {len(loose)} image file(s) outside its class sub-folders ({_some(loose)}); "
+                        "expected every image in the sub-folder of its class")
+    ordered = tuple(c for c in classes if c in by_class)
+    files = {c: _image_files(subs[by_class[c][0]]) for c in ordered}
+    empty = [str(subs[by_class[c][0]]) for c in ordered if not files[c]]
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} hold no image file; expected files ending in "
+                        f"{' '.join(IMAGE_SUFFIXES)} (remove a class folder that has no image)")
+    return ClassFolders(root, ordered, tuple(by_class[c][0] for c in ordered), [p for c in ordered for p in files[c]],
+                        np.repeat(np.arange(len(ordered)), [len(files[c]) for c in ordered]))
+
+
+def read_class_folders(folder: str | os.PathLike, classes: Sequence[str], *,
+                       class_map: Mapping[str, str] | None = None, skip_bad: bool = False, size: int = 48,
+                       crop: Callable[[np.ndarray], np.ndarray | None] | None = None) -> FaceSet:
+    """Read a folder-per-class dataset (:func:`list_class_folders`) as a :class:`FaceSet` of layout ``"folders"``:
+    ``classes`` are the classes with a folder, ``votes`` one-hot rows, ``names`` paths relative to ``folder``.
+
+    Args:
+        classes: the model's classes, which the folder names must be (or be mapped to by ``class_map``).
+        skip_bad: leave out unreadable images (listed in ``FaceSet.skipped`` with line 0) instead of stopping.
+        size: without ``crop``, images are face crops: read gray (:func:`ferlite.images.read_image`) and
+            area-resized to ``size x size``, as FER+ faces are.
+        crop: a function from a whole photo (RGB ``HxWx3`` uint8) to the face to keep, or None when it finds
+            none (the photo is listed in ``FaceSet.no_face``): e.g. detection and cropping.
+
+    Raises:
+        DataError: see :func:`list_class_folders`; an unreadable image, naming it, unless ``skip_bad``.
+    """
+    listing = list_class_folders(folder, classes, class_map)
+    images, labels, names, skipped, no_face = [], [], [], [], []
+    for path, label in zip(listing.files, listing.labels, strict=True):
+        try:
+            img = _read_image(path, "gray" if crop is None else "rgb")
+        except (FileNotFoundError, ValueError) as exc:
+            if not skip_bad:
+                raise DataError(f"image {path}: {exc} (use --skip-bad / skip_bad=True to skip such images)") from None
+            skipped.append((str(path), 0, str(exc)))
+            continue
+        face = _fit(img, size) if crop is None else crop(img)
+        if face is None:
+            no_face.append(str(path))
+            continue
+        images.append(face)
+        labels.append(label)
+        names.append(path.relative_to(listing.root).as_posix())
+    if skipped:
+        warnings.warn(f"{len(skipped)} unreadable image(s) skipped in {listing.root}", stacklevel=2)
+    votes = np.eye(len(listing.classes), dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+    return FaceSet(np.stack(images) if images else np.zeros((0, size, size), np.uint8), votes, names, listing.root,
+                   skipped, listing.classes, "folders", no_face)
 
 
 def read_dataset(source: str | os.PathLike, *, skip_bad: bool = False, size: int = 48, channels: int = 1) -> FaceSet:
-    """A FER+ split folder or a generic CSV file (by whether ``source`` is a ``.csv`` file)."""
+    """A FER+ split folder or a generic CSV file (by whether ``source`` is a ``.csv`` file); a folder-per-class
+    dataset, which needs the model's classes, is read by :func:`read_class_folders`."""
     if str(source).lower().endswith(".csv"):
         return read_csv_dataset(source, skip_bad=skip_bad, size=size, channels=channels)
     return read_ferplus_folder(source, skip_bad=skip_bad, size=size)
@@ -534,13 +782,16 @@ def make_dataset(
     channels: int = 1,
     seed: int = 0,
     repeat: bool = False,
+    relabel: Callable | None = None,
 ):
     """A ``tf.data.Dataset`` of ``(uint8 images (B, S, S, C), float32 targets (B, K))`` batches.
 
     Training datasets shuffle and augment on the graph with stateless random ops, so the same
     ``seed`` gives the same batches. ``repeat=True`` makes the dataset endless (reshuffled every
     pass), for ``fit(steps_per_epoch=...)``; without it every iterator yields the same order. Evaluation datasets
-    keep the input order and never augment.
+    keep the input order and never augment. ``relabel(images, targets) -> targets``, a graph function, replaces
+    each batch's targets after augmentation, seeing the images the model will see (distillation's teachers:
+    :meth:`ferlite.distill.Teachers.relabel`); the images are unchanged by it.
     """
     import tensorflow as tf
 
@@ -575,4 +826,6 @@ def make_dataset(
         ds = tf.data.Dataset.zip((ds, seeds)).map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if relabel is not None:
+        ds = ds.map(lambda x, y: (x, relabel(x, y)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

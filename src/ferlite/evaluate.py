@@ -16,26 +16,47 @@ scored against FER+ votes.
 A generic CSV dataset (see :func:`ferlite.data.read_csv_dataset`) is scored against each row's
 normalised votes, with the same ``mae``, ``top1``, ``kl``, ``class_mae`` and confusion matrix;
 its classes must be the model's, in the same order, and ``major8_acc`` does not apply (``major8_n`` 0).
+
+A folder-per-class dataset (``DIR/<class>/*.jpg``, see :func:`ferlite.data.list_class_folders`) gives one
+label per image: ``top1`` is the accuracy against it, with the predicted class the argmax of the model's
+outputs over the classes that have a folder (:func:`score_labels`); ``class_recall`` and the confusion
+matrix (rows: the folder's class) are over those classes. ``mae``, ``kl`` and ``class_mae`` need votes and
+``major8_acc`` FER+ votes: they are NaN / empty (``null`` in JSON). With ``detect`` the images are whole
+photos: the largest face the detector finds is cut out as :meth:`ferlite.recognizer.Recognizer.analyze`
+does, and photos without a face are counted (``dropped``) and listed (``no_face``).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ferlite import metrics as M
 from ferlite._atomic import atomic_path
-from ferlite.data import DataError, FaceSet, read_csv_classes, read_dataset, require_faces
+from ferlite.data import (
+    LAYOUTS,
+    DataError,
+    FaceSet,
+    dataset_layout,
+    read_class_folders,
+    read_csv_classes,
+    read_dataset,
+    require_faces,
+)
+from ferlite.detect import DETECTORS
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
+from ferlite.recognizer import Recognizer
 from ferlite.runtime import Predictor, load_predictor
 from ferlite.weights import DEFAULT_MODEL
 
-__all__ = ["EvalReport", "check_classes", "check_csv_columns", "score", "score_distribution", "score_faces",
-           "evaluate", "format_report", "plot_report"]
+__all__ = ["EvalReport", "check_classes", "check_csv_columns", "score", "score_distribution", "score_labels",
+           "score_faces", "evaluate", "format_report", "plot_report"]
 
 _SCORABLE = (FERPLUS_CLASSES[:8], FERPLUS_CLASSES[:9])
 
@@ -126,13 +147,62 @@ def score_distribution(targets: np.ndarray, probs: np.ndarray, classes: Sequence
     }
 
 
+def score_labels(labels: np.ndarray, probs: np.ndarray, model_classes: Sequence[str],
+                 classes: Sequence[str]) -> dict:
+    """Score predictions against one class label per face (a folder-per-class dataset).
+
+    The predicted class of a face is the argmax of its ``probs`` over the columns of ``classes`` (the classes
+    the data has), the model's other outputs ignored; a tie goes to the first in the model's order. With the
+    eight FER+ emotions as ``classes`` this is the rule of the FER+ paper's major8 accuracy (argmax over the
+    eight emotion outputs, :func:`ferlite.metrics.major8_accuracy`).
+
+    Args:
+        labels: ``(N,)`` index into ``classes`` of each face's class.
+        probs: ``(N, C)`` predicted probabilities of a model with ``model_classes``.
+        model_classes: the model's classes, in output order.
+        classes: the data's classes, each one of ``model_classes``, in the model's order.
+
+    Returns:
+        ``n``, ``top1`` (the accuracy), ``confusion`` ((K, K) int over ``classes``, rows the label), ``classes``,
+        ``faces`` N and ``dropped`` 0; ``mae``, ``kl`` and ``major8_acc`` NaN, ``major8_n`` 0 and ``class_mae``
+        empty (they need votes).
+
+    Raises:
+        ValueError: classes that are not the model's or not in its order, shapes that disagree, labels out of
+            range, or no face.
+    """
+    model_classes, classes = tuple(model_classes), tuple(classes)
+    cols = [model_classes.index(c) for c in classes if c in model_classes]
+    if len(cols) != len(classes) or cols != sorted(set(cols)):
+        raise ValueError(f"the data's classes {list(classes)} must be classes of the model, in its order "
+                         f"{list(model_classes)}")
+    labels, probs = np.asarray(labels, dtype=np.int64), np.asarray(probs)
+    if labels.ndim != 1 or probs.shape != (len(labels), len(model_classes)):
+        raise ValueError(f"expected labels of shape (N,) and predictions of shape (N, {len(model_classes)}), got "
+                         f"{labels.shape} and {probs.shape}")
+    if not len(labels):
+        raise ValueError("nothing to score: no face")
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise ValueError(f"labels must index the {len(classes)} classes (0..{len(classes) - 1}), got "
+                         f"{labels.min()}..{labels.max()}")
+    pred = probs[:, cols].argmax(axis=1)
+    nan = float("nan")
+    return {"n": len(labels), "mae": nan, "top1": float((pred == labels).mean()), "kl": nan, "major8_acc": nan,
+            "major8_n": 0, "class_mae": {}, "confusion": M.confusion_matrix(labels, pred, len(classes)),
+            "classes": classes, "faces": len(labels), "dropped": 0}
+
+
 def score_faces(faces: FaceSet, probs: np.ndarray, classes: Sequence[str]) -> dict:
     """Score a model's predictions ``probs`` for ``faces``: FER+ protocols for a FER+ folder
-    (:func:`score`), the normalised votes for a generic CSV dataset (:func:`score_distribution`).
+    (:func:`score`), the normalised votes for a generic CSV dataset (:func:`score_distribution`), the
+    labels of a folder-per-class dataset (:func:`score_labels`; its photos without a face are ``dropped``).
 
     Raises:
         ValueError: a CSV dataset whose classes are not the model's (same names, same order).
     """
+    if faces.layout == "folders":
+        return {**score_labels(faces.votes.argmax(axis=1), probs, classes, faces.classes),
+                "faces": len(faces) + len(faces.no_face), "dropped": len(faces.no_face)}
     if faces.is_ferplus:
         return score(faces.votes, probs, classes)
     check_csv_columns(faces.classes, classes)
@@ -146,16 +216,23 @@ class EvalReport:
     """Metrics of one model on one dataset (see the module docstring for the protocols).
 
     Attributes:
-        n: faces scored under ``seed9``.
-        mae, top1, kl: ``seed9`` metrics over the model's classes.
-        major8_acc, major8_n: the paper's majority accuracy and the faces it keeps.
-        class_mae: ``{class: MAE}`` under ``seed9``.
-        confusion: ``(C, C)`` counts, rows the true ``seed9`` argmax, columns the predicted class.
-        classes: the model's classes.
-        faces: faces read from the split; ``dropped``: those without a vote for the model's classes.
+        n: faces scored: under ``seed9`` (FER+ and CSV data), or with a face (folder-per-class data).
+        mae, top1, kl: ``seed9`` metrics over the model's classes; ``top1`` is the accuracy against the folder
+            labels for folder-per-class data, where ``mae`` and ``kl`` are NaN.
+        major8_acc, major8_n: the paper's majority accuracy and the faces it keeps (NaN and 0 but on FER+ votes).
+        class_mae: ``{class: MAE}`` under ``seed9`` (empty for folder-per-class data).
+        confusion: ``(C, C)`` counts, rows the true class (``seed9`` argmax, or the folder's class), columns the
+            predicted class.
+        classes: the classes of ``confusion``: the model's, or those with a folder (folder-per-class data).
+        faces: faces (or photos) read; ``dropped``: those without a vote for the model's classes, or photos in
+            which the detector found no face.
         model, model_path, backend: the model as asked for (name or path), its file and runtime.
-        data: the split folder or CSV file.
-        skipped: ``(file, line, reason)`` of rows left out with ``skip_bad``.
+        data: the split folder, CSV file or dataset folder.
+        skipped: ``(file, line, reason)`` of rows (line 0: images) left out with ``skip_bad``.
+        layout: the dataset layout, one of :data:`ferlite.data.LAYOUTS`.
+        no_face: the photos in which the detector found no face (with ``detect``).
+        detector: the face detector used (``mediapipe`` or ``haar``), or ``""`` without ``detect``.
+        class_map: the folder renaming used (folder name -> class).
     """
 
     n: int
@@ -174,68 +251,112 @@ class EvalReport:
     backend: str = ""
     data: str = ""
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
+    layout: str = "ferplus"
+    no_face: list[str] = field(default_factory=list)
+    detector: str = ""
+    class_map: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
-        """Rows of the label file: faces read plus rows skipped."""
+        """Rows of the label file (images of a folder-per-class dataset): faces read plus rows skipped."""
         return self.faces + len(self.skipped)
 
-    def to_json(self) -> dict:
-        """A JSON-ready dict: model, data, counts, every metric, ``class_mae``, ``confusion_matrix``, skipped rows.
+    @property
+    def class_recall(self) -> dict[str, float]:
+        """``{class: recall}`` from the confusion matrix: the share of a class's faces predicted as it (NaN for a
+        class without faces)."""
+        true = self.confusion.sum(axis=1)
+        return {c: float(self.confusion[i, i] / true[i]) if true[i] else float("nan")
+                for i, c in enumerate(self.classes)}
 
-        ``major8_acc`` is ``None`` when the majority protocol keeps no face.
+    def to_json(self) -> dict:
+        """A JSON-ready dict: model, data, counts, every metric, ``class_mae``, ``class_recall``,
+        ``confusion_matrix``, skipped rows and photos without a face.
+
+        The same keys for every layout; a metric that does not apply is ``None`` (``major8_acc`` also when the
+        majority protocol keeps no face; ``mae``, ``kl`` and ``class_mae`` on folder-per-class data).
         """
         return {
             "model": self.model,
             "model_path": self.model_path,
             "backend": self.backend,
             "data": self.data,
+            "layout": self.layout,
             "classes": list(self.classes),
             "rows": self.rows,
             "skipped": len(self.skipped),
             "faces": self.faces,
             "dropped": self.dropped,
+            "no_face": len(self.no_face),
             "n": self.n,
-            "mae": self.mae,
-            "top1": self.top1,
-            "kl": self.kl,
+            "mae": _number(self.mae),
+            "top1": _number(self.top1),
+            "kl": _number(self.kl),
             "major8_acc": self.major8_acc if self.major8_n else None,
             "major8_n": self.major8_n,
-            "class_mae": dict(self.class_mae),
+            "class_mae": dict(self.class_mae) if self.class_mae else None,
+            "class_recall": {c: _number(v) for c, v in self.class_recall.items()},
             "confusion_matrix": self.confusion.tolist(),
-            "skipped_rows": [{"file": f, "line": line, "reason": r} for f, line, r in self.skipped],
+            "skipped_rows": [{"file": f, "line": line or None, "reason": r} for f, line, r in self.skipped],
+            "no_face_files": list(self.no_face),
+            "detector": self.detector or None,
+            "class_map": dict(self.class_map),
         }
 
 
+def _number(x: float) -> float | None:
+    """``x``, or None for NaN (strict JSON has no NaN)."""
+    return None if math.isnan(x) else x
+
+
 def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLike, *, skip_bad: bool = False,
-             batch_size: int = 256) -> EvalReport:
-    """Score a model on a FER+ split folder (``label.csv`` + PNGs) or a generic CSV dataset.
+             batch_size: int = 256, class_map: Mapping[str, str] | None = None, detect: bool = False,
+             detector: str = "auto") -> EvalReport:
+    """Score a model on a FER+ split folder (``label.csv`` + PNGs), a generic CSV dataset, or a folder with one
+    sub-folder of images per class (:func:`ferlite.data.dataset_layout` tells which).
 
     Args:
         model: ``None`` (the default pretrained model), a registered weights name, a ``.keras`` or
             ``.tflite`` path, or a loaded :class:`~ferlite.runtime.Predictor`.
-        data: a FER+ split folder, e.g. ``FER2013Valid``, or a ``.csv`` file in the generic format
-            whose class columns are the model's classes.
+        data: a FER+ split folder, e.g. ``FER2013Valid``; a ``.csv`` file in the generic format whose class
+            columns are the model's classes; or a folder ``DIR/<class>/*.jpg`` whose sub-folders are named as
+            the model's classes (or renamed to them by ``class_map``).
         skip_bad: leave out malformed rows and unreadable images (listed in ``EvalReport.skipped``)
             instead of stopping.
         batch_size: faces per forward pass.
+        class_map: folder-per-class data only: folder name -> the model's class, e.g. ``{"happy": "happiness"}``.
+        detect: folder-per-class data only: the images are whole photos; the largest face the ``detector``
+            finds in each is scored (cut out as :meth:`~ferlite.recognizer.Recognizer.analyze` does), photos
+            without a face are listed in ``EvalReport.no_face``. Without it images are face crops, read gray
+            and area-resized to the model's input as FER+ faces are.
+        detector: ``auto``, ``mediapipe`` or ``haar`` (with ``detect``).
 
     Raises:
-        FileNotFoundError: the model, the folder, its ``label.csv`` or the CSV is missing.
+        FileNotFoundError: the model, the folder, its ``label.csv`` or the CSV is missing, or ``data`` is of no
+            layout.
         ferlite.data.DataError: a malformed row or unreadable image (naming file and line), unless
-            ``skip_bad``; or no readable face at all.
-        ValueError: a model whose classes do not match the data's, or ``batch_size`` < 1.
+            ``skip_bad``; no readable face at all; bad folder names (see
+            :func:`ferlite.data.list_class_folders`).
+        ValueError: a model whose classes do not match the data's, ``batch_size`` < 1, or ``class_map`` /
+            ``detect`` with data that is not folder-per-class.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; expected one of: {', '.join(DETECTORS)}")
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    columns = read_csv_classes(data) if str(data).lower().endswith(".csv") else FERPLUS_CLASSES
-    if columns == FERPLUS_CLASSES:  # a FER+ folder, or a CSV of FER+ votes: the FER+ protocols
-        check_classes(predictor.classes)
-    else:  # refused before any image is read
-        check_csv_columns(columns, predictor.classes, data, predictor.path)
-    faces = read_dataset(data, skip_bad=skip_bad, size=predictor.input_size, channels=predictor.channels)
-    require_faces(faces, data, "score")
+    layout = dataset_layout(data)
+    if layout != "folders" and (class_map or detect):
+        raise ValueError(f"{'class_map (--class-map)' if class_map else 'detect (--detect)'} applies to "
+                         f"{LAYOUTS['folders']}; {data} is {LAYOUTS[layout]}")
+    rec = Recognizer(predictor, detector=detector) if detect else None
+    try:
+        faces = _read(data, layout, predictor, rec, skip_bad=skip_bad, class_map=class_map)
+        require_faces(faces, data, "score")
+        detector_name = rec.detector.name if rec else ""
+    finally:
+        if rec:
+            rec.close()
     probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor.channels))
                             for i in range(0, len(faces), batch_size)])
     s = score_faces(faces, probs, predictor.classes)
@@ -244,25 +365,64 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
     else:
         name = DEFAULT_MODEL if model is None else str(model)
     return EvalReport(**s, model=name, model_path=str(predictor.path), backend=predictor.backend,
-                      data=str(Path(data).resolve()), skipped=list(faces.skipped))
+                      data=str(Path(data).resolve()), skipped=list(faces.skipped), layout=faces.layout,
+                      no_face=list(faces.no_face), detector=detector_name, class_map=dict(class_map or {}))
+
+
+def _read(data: str | os.PathLike, layout: str, predictor: Predictor, rec: Recognizer | None, *, skip_bad: bool,
+          class_map: Mapping[str, str] | None) -> FaceSet:
+    """The faces of ``data`` for ``predictor``, its classes checked against the data's before any image is read."""
+    if layout == "folders":
+        return read_class_folders(data, predictor.classes, class_map=class_map, skip_bad=skip_bad,
+                                  size=predictor.input_size, crop=partial(_largest_face, rec) if rec else None)
+    columns = read_csv_classes(data) if layout == "csv" else FERPLUS_CLASSES
+    if columns == FERPLUS_CLASSES:  # a FER+ folder, or a CSV of FER+ votes: the FER+ protocols
+        check_classes(predictor.classes)
+    else:
+        check_csv_columns(columns, predictor.classes, data, predictor.path)
+    return read_dataset(data, skip_bad=skip_bad, size=predictor.input_size, channels=predictor.channels)
+
+
+def _largest_face(rec: Recognizer, rgb: np.ndarray) -> np.ndarray | None:
+    """The model input of the largest face ``rec`` finds in a photo (its own crop path), or None."""
+    crops = rec.face_inputs(rgb, max_faces=1)[1]
+    return crops[0] if len(crops) else None
 
 
 def _model_input(images: np.ndarray, channels: int) -> np.ndarray:
     """``(B, S, S)`` gray or ``(B, S, S, 3)`` RGB faces -> ``(B, S, S, channels)`` uint8, gray repeated
-    for 3-channel models."""
+    for 3-channel models (``(B, S, S, channels)`` model input passes as it is)."""
     x = images if images.ndim == 4 else images[..., None]
     return np.ascontiguousarray(np.repeat(x, 3, axis=-1) if channels == 3 and x.shape[-1] == 1 else x)
 
 
 def format_report(r: EvalReport) -> str:
-    """Human-readable report in the reference project's shape (top result accuracy, class-wise MAE,
-    total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix."""
+    """Human-readable report. FER+ and CSV data: the reference project's shape (top result accuracy, class-wise
+    MAE, total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix. Folder-per-class
+    data: the accuracy, class-wise recall, the sample counts, the confusion matrix and the photos without a face."""
     width = max(map(len, r.classes)) + 2
-    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (not FER+ votes or no face kept)"
+    folders = r.layout == "folders"
+    renamed = f"; renamed {','.join(f'{k}={v}' for k, v in r.class_map.items())}" if r.class_map else ""
     lines = [
         f"model: {r.model}" + (f"  ({r.model_path})" if r.model_path != r.model else ""),
-        f"data:  {r.data}",
+        f"data:  {r.data}" + (f"  (one folder per class{renamed})" if folders else ""),
         "",
+        *(_label_lines(r, width) if folders else _vote_lines(r, width)),
+        "",
+        f"Confusion matrix (rows: {'the folder' if folders else 'true seed9 argmax'}, columns: predicted):",
+        " " * width + " ".join(f"{c[:7]:>7}" for c in r.classes),
+        *(f"{name:<{width}}" + " ".join(f"{v:7d}" for v in row) for name, row in zip(r.classes, r.confusion,
+                                                                                   strict=True)),
+    ]
+    if r.no_face:
+        lines += ["", f"No face found in {len(r.no_face)} photo(s):", *(f"  {p}" for p in r.no_face)]
+    return "\n".join(lines)
+
+
+def _vote_lines(r: EvalReport, width: int) -> list[str]:
+    """The metric lines of a report on FER+ or CSV votes."""
+    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (not FER+ votes or no face kept)"
+    return [
         f"Top result accuracy: {r.top1:.4f} ({100 * r.top1:.2f}%)",
         "Class-wise MAE:",
         *(f"{name:<{width}} {v:.6f}" for name, v in r.class_mae.items()),
@@ -272,22 +432,35 @@ def format_report(r: EvalReport) -> str:
         f"KL(target || prediction): {r.kl:.4f}",
         f"samples: {r.rows} rows, {len(r.skipped)} skipped as bad, {r.faces} read, "
         f"{r.n} scored (seed9, {r.dropped} without votes), {r.major8_n} kept by majority",
-        "",
-        "Confusion matrix (rows: true seed9 argmax, columns: predicted):",
     ]
-    lines.append(" " * width + " ".join(f"{c[:7]:>7}" for c in r.classes))
-    for name, row in zip(r.classes, r.confusion, strict=True):
-        lines.append(f"{name:<{width}}" + " ".join(f"{v:7d}" for v in row))
-    return "\n".join(lines)
+
+
+def _label_lines(r: EvalReport, width: int) -> list[str]:
+    """The metric lines of a report on folder labels."""
+    true = r.confusion.sum(axis=1)
+    faces = (f"the largest face found by the {r.detector} detector in each photo; {r.dropped} photo(s) without one"
+             if r.detector else "each image taken as a face crop (no --detect)")
+    return [
+        f"Accuracy (top-1 against the folder): {r.top1:.4f} ({100 * r.top1:.2f}%)",
+        "Class-wise recall:",
+        *(f"{name:<{width}} {v:.4f}  ({r.confusion[i, i]}/{true[i]})"
+          for i, (name, v) in enumerate(r.class_recall.items())),
+        "",
+        f"predicted class: the argmax of the model's outputs for these {len(r.classes)} classes",
+        f"faces: {faces}",
+        f"samples: {r.rows} images, {len(r.skipped)} skipped as bad, {r.faces} read, {r.n} scored",
+    ]
 
 
 def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``confusion_matrix.png`` (row-normalised colours, counts written in) and ``class_mae.png``
-    (per-class MAE bars) into ``out_dir``, each atomically; return their paths."""
+    (per-class MAE bars; ``class_recall.png``, per-class recall, for folder-per-class data) into ``out_dir``,
+    each atomically; return their paths."""
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    folders = r.layout == "folders"
     k = len(r.classes)
     fig = Figure(figsize=(6.5, 5.5))
     ax = fig.subplots()
@@ -301,20 +474,31 @@ def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
             ax.text(j, i, str(r.confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true (seed9 argmax)")
-    ax.set_title(f"top-1 {100 * r.top1:.1f}%  (n={r.n})")
+    ax.set_ylabel("true (the folder)" if folders else "true (seed9 argmax)")
+    ax.set_title(f"{'accuracy' if folders else 'top-1'} {100 * r.top1:.1f}%  (n={r.n})")
     fig.tight_layout()
     paths = [_save_png(fig, out / "confusion_matrix.png")]
+    if folders:
+        paths.append(_bar_png(r.class_recall, "recall", f"per-class recall (accuracy {100 * r.top1:.1f}%, n={r.n})",
+                              out / "class_recall.png", "tab:green"))
+    else:
+        paths.append(_bar_png(r.class_mae, "MAE", f"per-class MAE (total {r.mae:.4f}, n={r.n})",
+                              out / "class_mae.png", "tab:orange"))
+    return paths
+
+
+def _bar_png(values: Mapping[str, float], ylabel: str, title: str, path: Path, color: str) -> Path:
+    """A bar chart of ``{class: value}`` written to ``path``."""
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.5, 3.5))
     ax = fig.subplots()
-    ax.bar(list(r.class_mae), list(r.class_mae.values()), color="tab:orange")
-    ax.set_ylabel("MAE")
-    ax.set_title(f"per-class MAE (total {r.mae:.4f}, n={r.n})")
+    ax.bar(list(values), [0.0 if math.isnan(v) else v for v in values.values()], color=color)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
-    paths.append(_save_png(fig, out / "class_mae.png"))
-    return paths
+    return _save_png(fig, path)
 
 
 def _save_png(fig, path: Path) -> Path:

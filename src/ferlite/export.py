@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite._atomic import atomic_path
+from ferlite.images import IMAGE_SUFFIXES
 
 __all__ = [
     "QUANTIZE_MODES",
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 QUANTIZE_MODES = ("none", "float16", "int8")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _SUFFIX = {"none": "-fp32", "float16": "-fp16", "int8": "-int8"}
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 

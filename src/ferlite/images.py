@@ -33,10 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_PIXELS", "MODES", "ImageError", "read_image", "read_image_with_size"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MODES", "ImageError", "read_image", "read_image_with_size"]
 
 MAX_PIXELS = 40_000_000
 MODES = ("rgb", "gray")
+# file name endings taken for images where a folder is searched (calibration faces, folder-per-class datasets)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 EXPECTED = "a PNG, JPEG, BMP, TIFF or WebP file"
 _REDUCTIONS = (1, 2, 4, 8)  # the scales libjpeg decodes at (OpenCV's IMREAD_REDUCED_* flags)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

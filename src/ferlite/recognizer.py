@@ -19,6 +19,7 @@ from ferlite.detect import (
     DEFAULT_GEOMETRY,
     DEFAULT_MIN_SCORE,
     CropGeometry,
+    Face,
     FaceDetector,
     FaceDetectorOptions,
     check_image,
@@ -135,6 +136,18 @@ class Recognizer:
         batch = np.stack(batch) if batch else np.zeros((0, s, s, c), np.uint8)
         return pd.DataFrame(self.predictor.predict(batch), columns=list(self.classes))
 
+    def face_inputs(self, image: np.ndarray, *, color: str = "rgb",
+                    max_faces: int | None = None) -> tuple[list[Face], np.ndarray]:
+        """The faces detected in an image array, largest first (at most ``max_faces``), and their crops as the
+        model's uint8 ``(N, S, S, C)`` input: what :meth:`analyze` predicts (cut by :attr:`crop_geometry`)."""
+        if max_faces is not None and max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1 (or None for all), got {max_faces}")
+        rgb = to_rgb(image, color)
+        faces = self.detector.detect(rgb)[:max_faces]
+        s, c = self.predictor.input_size, self.predictor.channels
+        crops = [self._prepare(crop_face(rgb, f, self.crop_geometry), "rgb") for f in faces]
+        return faces, (np.stack(crops) if crops else np.zeros((0, s, s, c), np.uint8))
+
     def analyze(self, image: object, *, color: str = "rgb") -> list[dict]:
         """Detect the faces of an image (array or path) and predict each, largest face first.
 
@@ -146,11 +159,9 @@ class Recognizer:
         if isinstance(image, (str, os.PathLike)):
             rgb, size = read_image_with_size(image)
             return scale_results(self.analyze(rgb), rgb.shape, size)
-        rgb = to_rgb(image, color)
-        faces = self.detector.detect(rgb)
+        faces, crops = self.face_inputs(image, color=color)
         if not faces:
             return []
-        crops = np.stack([self._prepare(crop_face(rgb, f, self.crop_geometry), "rgb") for f in faces])
         out = []
         for f, p in zip(faces, self.predictor.predict(crops), strict=True):
             emotions = dict(zip(self.classes, map(float, p), strict=True))

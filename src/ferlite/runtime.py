@@ -72,7 +72,8 @@ def _keras_predictor(path: Path, sidecar: dict) -> Predictor:
 
 
 def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
-    """Load a model by registered name (default: the default pretrained model) or file path.
+    """Load a model by registered name or alias (``"fast"``, ``"default"``; None: the default pretrained model) or
+    file path (an existing file comes first: see :func:`ferlite.weights.resolve_model`).
 
     Raises:
         FileNotFoundError: the path does not exist (or the name is neither registered nor a file).

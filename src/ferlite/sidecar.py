@@ -11,6 +11,7 @@ import json
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ferlite._atomic import atomic_path
@@ -68,8 +69,8 @@ def _source(model_path: Path, info: dict) -> str:
     return f"the weights registry's entry {info['name']!r}" if info.get("name") else "the metadata given"
 
 
-def check_signature(model_path: str | os.PathLike, info: dict, input_shape, output_shape) -> tuple[int, int,
-                                                                                                  tuple[str, ...]]:
+def check_signature(model_path: str | os.PathLike, info: dict, input_shape: Sequence[int | None],
+                    output_shape: Sequence[int | None]) -> tuple[int, int, tuple[str, ...]]:
     """Check a loaded model against what is known of it; return ``(input_size, channels, classes)``.
 
     Args:

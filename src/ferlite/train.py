@@ -7,6 +7,9 @@ to the output folder:
 * ``best_mae.keras`` / ``best_major8.keras``: the best models by validation MAE and major8;
 * ``history.csv``: one row per epoch with training and validation metrics.
 
+With ``teacher`` set, the targets are distilled (:mod:`ferlite.distill`): the teachers' predictions on each augmented
+batch are mixed into the annotators' vote distributions.
+
 At the end: ``curves.png`` (loss, MAE and top-1 per epoch) and ``model.keras`` (the best
 model by validation MAE) with ``model.json``, its sidecar (classes, input size, alpha,
 command, data, metrics).
@@ -34,6 +37,7 @@ import numpy as np
 from ferlite import metrics as M
 from ferlite._atomic import atomic_path, remove_temporaries, write_npz
 from ferlite.data import AugmentConfig, DataError, FaceSet, make_dataset, read_dataset, require_faces
+from ferlite.distill import Teachers, load_teachers, mix_targets
 from ferlite.distribute import STRATEGIES, scaled_lr
 from ferlite.labels import TARGET_MODES, sample_probability_targets
 from ferlite.modelfile import load_keras_model
@@ -79,6 +83,10 @@ class TrainConfig:
     strategy: str = "auto"
     scale_lr: bool = False
     ema: float = 0.0
+    teacher: tuple[str, ...] = ()
+    teacher_flip: bool = False
+    distill_weight: float = 0.5
+    temperature: float = 1.0
     model_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -114,6 +122,16 @@ class TrainConfig:
             raise ValueError(f"freeze_backbone must be in 0..epochs-1, got {self.freeze_backbone}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
+        if isinstance(self.teacher, (str, os.PathLike)):
+            raise ValueError(f"teacher must be a sequence of model names or paths, e.g. ({str(self.teacher)!r},), got "
+                             f"the single {type(self.teacher).__name__} {str(self.teacher)!r}")
+        if not 0 < self.distill_weight <= 1:
+            raise ValueError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.teacher and (self.teacher_flip or self.distill_weight != 0.5 or self.temperature != 1.0):
+            raise ValueError("distill_weight, temperature and teacher_flip (--distill-weight, --temperature, "
+                             "--teacher-flip) apply to distillation only: name the teacher(s) with --teacher")
         AugmentConfig.preset(self.aug)
 
 
@@ -407,8 +425,36 @@ def _read_state(run_dir: Path, ema: bool) -> tuple[dict, bool]:
             if (run_dir / f"best_{k}.json").is_file()}
     return {"epoch": epoch, "best_mae": best["mae"]["valid"]["mae"] if "mae" in best else None,
             "best_major8": best["major8"]["valid"]["major8_acc"] if "major8" in best else None,
-            "wait": epoch - best["mae"]["epoch"] if "mae" in best else 0,
+            "wait": epoch - best["mae"]["epoch"] if "mae" in best else 0, "distill": state.get("distill"),
             "sha256": {f: file_sha256(run_dir / f) for f in _checkpoint_files(ema)}}, True
+
+
+def _distill_state(teachers: Teachers | None) -> dict | None:
+    """What ``state.json`` records of a run's distillation, for ``resume`` to compare: the teachers (their sha256
+    decides, not the names they were given by), the weight, the temperature and the flip."""
+    if teachers is None:
+        return None
+    return {"teachers": teachers.names, "sha256": teachers.sha256, "distill_weight": teachers.weight,
+            "temperature": teachers.temperature, "teacher_flip": teachers.flip}
+
+
+def _describe_distill(record: dict | None) -> str:
+    if not record:
+        return "no teacher"
+    named = ", ".join(f"{n} (sha256 {d[:12]})" for n, d in zip(record["teachers"], record["sha256"], strict=True))
+    return (f"--teacher {named}, --distill-weight {record['distill_weight']:g}, --temperature "
+            f"{record['temperature']:g}, teacher flip {'on' if record['teacher_flip'] else 'off'}")
+
+
+def _check_resumed_distill(run_dir: Path, state: dict, teachers: Teachers | None) -> None:
+    """Refuse to resume a run with other teachers (by sha256), weight, temperature or flip than it was started with
+    (a run without the record, from before distillation existed, had no teacher)."""
+    old, new = state.get("distill"), _distill_state(teachers)
+    keys = ("sha256", "distill_weight", "temperature", "teacher_flip")
+    if bool(old) != bool(new) or (old and any(old.get(k) != new[k] for k in keys)):
+        raise ValueError(f"--resume: {run_dir} was trained with {_describe_distill(old)}; this run asks for "
+                         f"{_describe_distill(new)}: resume with the original run's teacher options (or start a new "
+                         "run)")
 
 
 def _read_history(path: Path, fields: list[str], epochs: int) -> list[list[str]]:
@@ -471,6 +517,10 @@ def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], 
     if not cfg.resume and (run_dir / "last.keras").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another "
                               "--output-dir")
+    teachers = None
+    if cfg.teacher:  # loaded and checked before the run folder is made; outside the strategy's scope: not replicated
+        teachers = load_teachers(cfg.teacher, input_size=cfg.img_size, channels=cfg.channels,
+                                 weight=cfg.distill_weight, temperature=cfg.temperature, flip=cfg.teacher_flip)
     created = False
     if is_chief(strategy):
         created = _prepare_run_dir(run_dir)
@@ -485,15 +535,17 @@ def train(cfg: TrainConfig, *, command: str | None = None, log: Callable[[str], 
 
     try:
         with folder as out, strategy.scope():
-            return _train(cfg, strategy, Path(out), run_dir, command, log)
+            return _train(cfg, strategy, Path(out), run_dir, command, log, teachers)
     except BaseException:
         if created and not any(run_dir.iterdir()):  # refused before the first checkpoint: leave nothing behind
             run_dir.rmdir()
         raise
 
 
-def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | None, log) -> dict:
-    """The training run of :func:`train` inside ``strategy``'s scope: writes to ``out``, resumes from ``run_dir``."""
+def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | None, log,
+           teachers: Teachers | None) -> dict:
+    """The training run of :func:`train` inside ``strategy``'s scope: writes to ``out``, resumes from ``run_dir``;
+    distils from ``teachers`` if given."""
     import keras
     import tensorflow as tf
 
@@ -507,6 +559,8 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     x_train, t = train_faces.targets(cfg.target_mode, cfg.num_classes)
     n_cls = t.targets.shape[1]
     _check_trainable(cfg, train_faces, x_train, val_faces, n_cls)
+    if teachers is not None:
+        teachers.check_classes(t.classes)
     log(f"train: {len(x_train)} faces kept by {cfg.target_mode} ({t.dropped} dropped), {n_cls} classes; "
         f"valid: {len(val_faces)} faces; global batch {cfg.batch_size} on {replicas} replica(s), "
         f"peak lr {cfg.peak_lr:g}")
@@ -516,6 +570,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
         state, rolled = _read_state(run_dir, bool(cfg.ema))
+        _check_resumed_distill(run_dir, state, teachers)
         start_epoch = int(state["epoch"])
         if rolled:
             log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
@@ -546,13 +601,24 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     if rolled and out == run_dir:  # once the checkpoint has loaded: a resume refused leaves state.json as it was
         write_sidecar(run_dir / "state.json", state)
     fit_callbacks = [ema.callback(model)] if ema else []
+    cached = None  # the teachers' distribution of the un-augmented faces, when every epoch sees those
+    if teachers is not None:
+        where = "each augmented batch, in the input pipeline"
+        if cfg.aug == "none":
+            cached, where = teachers.predict_arrays(x_train), "the un-augmented faces, once (--aug none)"
+        log(f"distilling from {len(teachers.models)} teacher(s) ({', '.join(teachers.names)}"
+            f"{', flip-averaged' if teachers.flip else ''}): target = {1 - teachers.weight:g} x votes + "
+            f"{teachers.weight:g} x teachers at temperature {teachers.temperature:g}, teachers run on {where}")
 
     def train_dataset(epoch_seed: int):
         targets = t.targets
         if cfg.target_mode == "probability":
             targets = sample_probability_targets(targets, np.random.default_rng(epoch_seed))
+        if cached is not None:
+            targets = mix_targets(targets, cached, teachers.weight)
+        relabel = teachers.relabel if teachers is not None and cached is None else None
         ds = make_dataset(x_train, targets, batch_size=cfg.batch_size, training=True, augment=cfg.aug,
-                          input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed)
+                          input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, relabel=relabel)
         options = tf.data.Options()  # workers take their share of each global batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return ds.with_options(options)
@@ -611,6 +677,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
                 ema.save(out / "ema.npz")
             write_sidecar(out / "state.json", {
                 "epoch": epoch + 1, "best_mae": best["mae"], "best_major8": best["major8"], "wait": wait,
+                "distill": _distill_state(teachers),
                 "sha256": {f: file_sha256(out / f) for f in _checkpoint_files(bool(ema))}})
         except OSError as exc:
             raise OSError(f"could not write the epoch {epoch + 1} checkpoint in {out}: {exc}; the folder keeps the "
@@ -650,6 +717,8 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if teachers is not None:
+        sidecar["distillation"] = teachers.record()
     write_sidecar(out / "model.json", sidecar)
     v = best_info["valid"]
     major8 = f"  major8 {v['major8_acc']:.3f}" if v.get("major8_acc") is not None else ""

@@ -10,6 +10,8 @@ is an error); the face detector is bundled and also downloadable from MediaPipe'
 * Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``; weights live in its ``weights/``.
 * Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detector's included
   (the mirror serves the same file names).
+* Aliases (:data:`ALIASES`): ``default`` (the default model, Keras) and ``fast`` (the small model as int8 TFLite)
+  are accepted wherever a registered name is; in :func:`resolve_model` an existing file of that name comes first.
 * ``unavailable``: an entry whose sha256 is still None (registered, not published yet), or a bundled
   entry whose file is missing from the package and from the cache; :func:`fetch` refuses it with a clear error.
 
@@ -31,11 +33,14 @@ __all__ = [
     "WeightsEntry",
     "WeightsUnavailable",
     "REGISTRY",
+    "ALIASES",
     "DEFAULT_MODEL",
+    "FAST_MODEL",
     "cache_dir",
     "weights_dir",
     "list_weights",
     "registry_entry",
+    "canonical_name",
     "download_url",
     "file_sha256",
     "locate",
@@ -73,6 +78,9 @@ class WeightsEntry:
     channels: int | None = None
     preprocessing: str = ""
     metrics: dict[str, float] = field(default_factory=dict, hash=False)
+    size: int | None = None  # bytes of the registered file
+    params: int | None = None  # parameters of the network (an export: its source model's)
+    macs: int | None = None  # multiply-adds of one forward pass (ferlite.models.count_macs)
     bundled: bool = False
     fallback_download: bool = False  # bundled, and downloaded from ``url`` when the package lacks the file
 
@@ -93,28 +101,41 @@ class WeightsEntry:
         return PRETRAINED_DIR / self.filename
 
 
-def _model(name: str, kind: str, description: str, *, sha256: str | None, metrics: dict[str, float]) -> WeightsEntry:
+def _model(name: str, kind: str, description: str, *, sha256: str | None, size: int, params: int, macs: int,
+           metrics: dict[str, float]) -> WeightsEntry:
     """An expression model of the FER+ seed9 protocol: 9 classes, gray 48x48 uint8 input, bundled."""
     filename = name + (".keras" if kind == "keras" else ".tflite")
     return WeightsEntry(name, filename, sha256, BASE_URL + filename, kind, description, classes=_SEED9,
-                        input_size=48, channels=1, preprocessing=_GRAY48, metrics=metrics, bundled=True)
+                        input_size=48, channels=1, preprocessing=_GRAY48, metrics=metrics, size=size, params=params,
+                        macs=macs, bundled=True)
 
 
-# When a model is (re)trained or exported, update its `sha256=..., metrics=...` line (one line per entry).
-# Metrics are FER2013Valid figures of that very file (e.g. {"valid_mae": ..., "valid_top1": ..., "valid_major8": ...}).
+# When a model is (re)trained or exported, update its `sha256=..., size=..., params=..., macs=...` and `metrics=...`
+# lines. size is the file's bytes; params and macs are the network's (keras.Model.count_params and
+# ferlite.models.count_macs of the .keras file; an export has its source model's). tests/test_weights.py checks
+# sha256, size, params and macs against the bundled files. Metrics are FER2013Valid figures of that very file
+# (`ferlite-eval --data FER2013Valid --model NAME --json`: mae and top1 under seed9, major8_acc).
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
     _model("ferplus-mfn-1.0", "keras", "MobileFaceNet alpha 1.0 on FER+ soft labels (seed9, 9 classes); the default",
            sha256="085e552a1de2c832aa2b20b1fce04834f0734604b48f177ef3848a845f00d58e",
+           size=1_227_732, params=211_465, macs=10_965_888,
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0530, "top1": 0.823, "major8_acc": 0.864}),
     _model("ferplus-mfn-0.5", "keras", "MobileFaceNet alpha 0.5 on FER+ soft labels (seed9, 9 classes); smaller",
            sha256="8ac2b7a2fec6d759bfdfd6233adde2d9c28c0092341d06d07bbbbf8dee9f3ffa",
+           size=624_486, params=60_681, macs=3_086_784,
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0621, "top1": 0.794, "major8_acc": 0.829}),
     _model("ferplus-mfn-1.0-int8", "tflite", "ferplus-mfn-1.0 as int8 TFLite: uint8 in, uint8 probabilities out",
            sha256="56d1b537f0fdddc7ce424904e9108087742ae8562216249992e9e3790b59158d",
+           size=314_616, params=211_465, macs=10_965_888,
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0544, "top1": 0.816, "major8_acc": 0.855}),
     _model("ferplus-mfn-1.0-fp16", "tflite", "ferplus-mfn-1.0 as TFLite with float16 weights: float32 probabilities",
            sha256="b56c6d431b64b4ac615d1f56ce6fe66155c552f3f3d077661f6d8adace57638b",
+           size=423_836, params=211_465, macs=10_965_888,
            metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0530, "top1": 0.823, "major8_acc": 0.864}),
+    _model("ferplus-mfn-0.5-int8", "tflite", "ferplus-mfn-0.5 as int8 TFLite: the fast model (alias 'fast')",
+           sha256="320e2a61823eb060fc2ca76ae87dec30495729acbf6ff9d384710fde6b8084aa",
+           size=122_424, params=60_681, macs=3_086_784,
+           metrics={"data": "FER2013Valid (3,579 faces)", "mae": 0.0641, "top1": 0.788, "major8_acc": 0.821}),
     WeightsEntry(
         "blaze-face-short-range", "blaze_face_short_range.tflite",
         "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
@@ -122,10 +143,17 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
         "blaze_face_short_range.tflite",
         "detector", "MediaPipe BlazeFace short-range face detector (float16, Apache-2.0), for MediaPipe Tasks",
         input_size=128, channels=3, preprocessing="RGB image of any size; MediaPipe Tasks resizes it",
-        bundled=True, fallback_download=True,  # Apache-2.0: pretrained/blaze_face_short_range.LICENSE.txt
+        size=229_746, bundled=True, fallback_download=True,  # Apache-2.0: pretrained/blaze_face_short_range.LICENSE.txt
     ),
 )}
 DEFAULT_MODEL = "ferplus-mfn-1.0"
+FAST_MODEL = "ferplus-mfn-0.5-int8"
+# Plain names for a model choice, accepted wherever a registered name is (every --model, resolve_model, fetch, ...).
+# An existing file path of the same name still comes first in resolve_model (see there).
+ALIASES: dict[str, str] = {
+    "default": DEFAULT_MODEL,  # the most accurate model (Keras); with no model named, inference runs its fp16 form
+    "fast": FAST_MODEL,  # 28% of the default's multiply-adds, a 122 KB int8 file on LiteRT
+}
 # What predict()/Recognizer/demo load when no model is named: the same network as float16 TFLite, with the same
 # FER2013Valid metrics (docs/model_card.md), which starts in 0.2 s on LiteRT instead of ~5 s with TensorFlow.
 DEFAULT_INFERENCE_MODEL = "ferplus-mfn-1.0-fp16"
@@ -151,12 +179,18 @@ def list_weights() -> list[WeightsEntry]:
     return list(REGISTRY.values())
 
 
+def canonical_name(name: str) -> str:
+    """The registered name an alias stands for (``"fast"`` -> ``"ferplus-mfn-0.5-int8"``); any other name as given."""
+    return ALIASES.get(name, name) if isinstance(name, str) else name
+
+
 def registry_entry(name: str) -> WeightsEntry:
-    """The entry registered as ``name``; ValueError listing the registered names otherwise."""
+    """The entry registered as ``name`` or as the alias ``name``; ValueError listing the registered names otherwise."""
     try:
-        return REGISTRY[name]
+        return REGISTRY[canonical_name(name)]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown weights {name!r}; registered: {', '.join(REGISTRY)}") from None
+        raise ValueError(f"unknown weights {name!r}; registered: {', '.join(REGISTRY)}; "
+                         f"aliases: {', '.join(ALIASES)}") from None
 
 
 def download_url(name: str) -> str:
@@ -275,7 +309,10 @@ def fetch(name: str, *, progress: bool = False) -> Path:
 
 
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
-    """An expression model file: an existing path as given, a registered name fetched, or None -> the default.
+    """An expression model file: an existing path as given, a registered name or alias fetched, or None -> the default.
+
+    An existing file wins over a name: a file called ``fast`` in the current folder is that file, not the alias
+    (write ``ferplus-mfn-0.5-int8`` to mean the registered model there).
 
     Raises:
         TypeError: ``name_or_path`` is not a str, a path or None.
@@ -290,11 +327,11 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    entry = REGISTRY.get(str(name_or_path))
+    entry = REGISTRY.get(canonical_name(str(name_or_path)))
     if entry is None:
         models = [e.name for e in REGISTRY.values() if e.classes]
         raise FileNotFoundError(f"no model file {str(name_or_path)!r} and no registered weights of that name; "
-                                f"registered: {', '.join(models)}")
+                                f"registered: {', '.join(models)}; aliases: {', '.join(ALIASES)}")
     if entry.classes is None:
         raise ValueError(f"{entry.name!r} is a {entry.kind}, not an expression model")
     return fetch(entry.name)

@@ -15,7 +15,8 @@ import click
               help="Ray cluster to run on, e.g. ray://head:10001 or auto  "
                    "[default: a local Ray on this machine's cores]")
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
-              help="Registered weights name or .keras/.tflite file  [default: the bundled float16 TFLite model]")
+              help="Registered weights name, alias (fast, default) or .keras/.tflite file  "
+                   "[default: the bundled float16 TFLite model]")
 @click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
               help="Face detector; auto falls back to haar when MediaPipe's model cannot be had.")
 @click.option("--actors", type=click.IntRange(min=1), default=None,

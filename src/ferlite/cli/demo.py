@@ -242,7 +242,8 @@ def _run_stream(rec: Recognizer, camera: int | None, video: str | None, writer: 
               help="A folder of images (unreadable files are skipped and counted).")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None, help="A video file.")
 @click.option("--sample", is_flag=True, help="scikit-image's astronaut() photo: needs no file.")
-@click.option("--model", default=None, help="Registered name or .keras/.tflite path  [default: the bundled model]")
+@click.option("--model", default=None,
+              help="Registered name, alias (fast, default) or .keras/.tflite path  [default: the bundled model]")
 @click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
               help="Face detector; auto falls back to haar when MediaPipe's model cannot be had.")
 @click.option("--margin", type=float, default=None,

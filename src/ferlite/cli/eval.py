@@ -1,4 +1,4 @@
-"""``ferlite eval`` / ``ferlite-eval``: score a model on a FER+ split folder or a CSV dataset."""
+"""``ferlite eval`` / ``ferlite-eval``: score a model on a FER+ split folder, a CSV dataset or a folder per class."""
 
 from __future__ import annotations
 
@@ -7,34 +7,55 @@ import json
 import click
 
 
+def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
+    from ferlite.data import parse_class_map
+
+    try:
+        return parse_class_map(value) if value is not None else {}
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True),
-              help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid, or a CSV dataset "
-                   "(image,<class>,...) whose classes are the model's.")
+              help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid; a CSV dataset "
+                   "(image,<class>,...) whose classes are the model's; or a folder with one sub-folder of "
+                   "images per class (DIR/<class>/*.jpg), named as the model's classes.")
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
               help="Registered weights name or .keras/.tflite file (default: the bundled pretrained model).")
+@click.option("--class-map", default=None, metavar="FOLDER=CLASS,...", callback=_class_map,
+              help="Folder per class: rename folders to the model's classes, e.g. happy=happiness,angry=anger "
+                   "(other folder names must be classes already).")
+@click.option("--detect", is_flag=True,
+              help="Folder per class: the images are whole photos; score the largest face the detector finds "
+                   "(cropped as ferlite demo does) and count the photos without one.")
+@click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
+              help="Face detector for --detect; auto falls back to haar when MediaPipe's model cannot be had.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the report.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Write confusion_matrix.png and class_mae.png into DIR.")
+              help="Write confusion_matrix.png and class_mae.png (class_recall.png for a folder per class) into DIR.")
 @click.option("--skip-bad", is_flag=True,
               help="Skip malformed rows and unreadable images (counted and listed on stderr) instead of stopping.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Faces per forward pass.")
-def eval_cmd(data_dir: str, model: str | None, as_json: bool, plots: str | None, skip_bad: bool,
-             batch_size: int) -> None:
+def eval_cmd(data_dir: str, model: str | None, class_map: dict[str, str], detect: bool, detector: str,
+             as_json: bool, plots: str | None, skip_bad: bool, batch_size: int) -> None:
     """Evaluate a model: top-1, class-wise and total MAE and KL, sample counts and the confusion matrix.
 
     On a FER+ folder the metrics use the seed9 protocol and major8 accuracy the FER+ paper's majority
-    protocol; on a CSV dataset they use each row's normalised votes (no major8)."""
+    protocol; on a CSV dataset they use each row's normalised votes (no major8). On a folder per class
+    (DIR/<class>/*.jpg) they are the accuracy against the folder, with the predicted class the argmax over
+    the classes that have a folder, the recall of each class and the confusion matrix (no MAE, KL or major8)."""
     from ferlite.evaluate import evaluate, format_report, plot_report
 
     try:
-        report = evaluate(model, data_dir, skip_bad=skip_bad, batch_size=batch_size)
+        report = evaluate(model, data_dir, skip_bad=skip_bad, batch_size=batch_size, class_map=class_map,
+                          detect=detect, detector=detector)
         written = plot_report(report, plots) if plots else []
     except (OSError, ValueError) as exc:  # DataError is a ValueError; missing files and weights are OSErrors
         raise click.ClickException(str(exc)) from exc
     for file, line, reason in report.skipped:
-        click.echo(f"skipped {file}, line {line}: {reason}", err=True)
+        click.echo(f"skipped {file}" + (f", line {line}" if line else "") + f": {reason}", err=True)
     for path in written:
         click.echo(f"wrote {path}", err=True)
     click.echo(json.dumps(report.to_json()) if as_json else format_report(report))

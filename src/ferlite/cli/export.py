@@ -9,7 +9,7 @@ from ferlite.export import QUANTIZE_MODES
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
-              help="Registered weights name or .keras file (default: the default pretrained model).")
+              help="Registered weights name, alias (default) or .keras file (default: the default pretrained model).")
 @click.option("--format", "fmt", type=click.Choice(["tflite"]), default="tflite", show_default=True,
               help="Output format.")
 @click.option("--quantize", type=click.Choice(QUANTIZE_MODES), default="none", show_default=True,

@@ -19,6 +19,15 @@ def _command_line() -> str:
     return shlex.join(["ferlite-train", *args])
 
 
+def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``--teacher A,B --teacher C`` as ``("A", "B", "C")``; an empty name is a usage error."""
+    names = tuple(name.strip() for given in value for name in given.split(","))
+    if any(not name for name in names):
+        raise click.BadParameter(f"expected MODEL[,MODEL...] (registered names or .keras files), got "
+                                 f"{','.join(value)!r}, which holds an empty name", ctx=ctx, param=param)
+    return names
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--train", "train_dir", required=True, type=click.Path(exists=True),
               help="FER+ training split folder (label.csv + PNGs), or a generic dataset CSV (image,<classes...>).")
@@ -73,6 +82,17 @@ def _command_line() -> str:
               help="Keep an exponential moving average of the weights (e.g. 0.999; 0 = off), updated every step; "
                    "the averaged weights are scored each epoch (ema_val_* in history.csv), select the best models "
                    "and become model.keras.")
+@click.option("--teacher", multiple=True, callback=_model_list, metavar="MODEL[,MODEL...]",
+              help="Distil from these frozen models (registered names or .keras files; several are averaged): the "
+                   "target becomes (1 - W) x the vote distribution + W x the teachers' distribution, computed on "
+                   "each augmented batch. Teachers must predict the student's classes from the same input.")
+@click.option("--teacher-flip", is_flag=True,
+              help="Average each teacher's prediction with its prediction on the mirrored face.")
+@click.option("--distill-weight", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
+              metavar="W", help="Weight W of the teachers' distribution in the target (with --teacher).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              metavar="T", help="Teachers' distribution p**(1/T), renormalised: T > 1 softens, T < 1 sharpens "
+                                "(with --teacher).")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from ferlite.weights import WeightsEntry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,24 +20,50 @@ def _classes(classes: tuple[str, ...] | None) -> str:
     return f"{len(classes)} ({classes[0]} .. {classes[-1]})" if classes else "-"
 
 
+def _size(entry: WeightsEntry, local: Path | None) -> str:
+    """The registered file size, else the local copy's, in KiB; ``-`` when neither is known."""
+    size = entry.size if entry.size is not None else (local.stat().st_size if local else None)
+    return "-" if size is None else f"{size / 1024:.0f} KiB"
+
+
+def _figures(entry: WeightsEntry) -> tuple[str, ...]:
+    """PARAMS, MACS, MAE, TOP1, MAJOR8 as the registry records them; ``-`` where it records nothing."""
+    m = entry.metrics
+    values = (entry.params, None if entry.macs is None else entry.macs / 1e6, m.get("mae"), m.get("top1"),
+              m.get("major8_acc"))
+    return tuple("-" if v is None else format(v, spec) + unit
+                 for v, (spec, unit) in zip(values, ((",", ""), (".1f", "M"), (".4f", ""), (".1%", ""), (".1%", ""))))
+
+
 @weights_cmd.command("list")
 def list_cmd() -> None:
-    """Registered files: kind, local size, where each would come from now, classes.
+    """Registered files: kind, size, parameters, multiply-adds, FER2013Valid metrics, where each would come from now.
 
+    PARAMS and MACS (multiply-adds of one 48x48 face) are the network's; an export has its source model's. MAE and
+    TOP1 are under the seed9 protocol, MAJOR8 under the majority protocol, all as the registry records them.
     WHERE is cached, bundled (inside the package), remote (to download) or unavailable
     (not published yet, or a bundled file missing from the package and the cache).
+    The aliases below are accepted wherever a model name is (--model fast).
     """
     from ferlite import weights
 
-    rows = [("NAME", "KIND", "SIZE", "WHERE", "CLASSES")]
+    rows = [("NAME", "KIND", "PARAMS", "MACS", "SIZE", "MAE", "TOP1", "MAJOR8", "WHERE", "CLASSES")]
     for e in weights.list_weights():
         local = weights.locate(e.name)
-        size = f"{local.stat().st_size / 1024:.0f} KiB" if local else "-"
-        rows.append((e.name, e.kind, size, weights.status(e.name), _classes(e.classes)))
+        params, macs, mae, top1, major8 = _figures(e)
+        rows.append((e.name, e.kind, params, macs, _size(e, local), mae, top1, major8, weights.status(e.name),
+                     _classes(e.classes)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    click.echo(f"\ncache: {weights.weights_dir()}")
+    click.echo()
+    data = sorted({e.metrics["data"] for e in weights.list_weights() if "data" in e.metrics})
+    if data:
+        click.echo(f"metrics: {'; '.join(data)}; MAE and TOP1 under seed9, MAJOR8 under the majority protocol")
+    if weights.ALIASES:
+        click.echo("aliases: " + ", ".join(f"{a} = {n}" for a, n in weights.ALIASES.items())
+                   + " (wherever a model name goes, e.g. --model fast)")
+    click.echo(f"cache: {weights.weights_dir()}")
 
 
 @weights_cmd.command("fetch")
