@@ -2,7 +2,8 @@
 
 Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`,
 :func:`majority_class_folder` and :func:`paste_into_scene` (folder-per-class datasets of FER+ faces, and whole
-photos of them), :class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server).
+photos of them), :class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server),
+:func:`closed_port_url`, :func:`console_script` and :func:`offline_env` (real processes, offline).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 import http.server
 import os
 import shutil
+import socket
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -25,6 +28,29 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FERPLUS = SHARED / "data" / "ferplus"
 DETECTOR_FILE = SHARED / "models" / "blaze_face_short_range.tflite"
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on (a mirror that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def console_script(name: str = "ferlite") -> list[str]:
+    """The installed console script ``name``, or the same click command through the interpreter."""
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return [str(exe)]
+    command = "main" if name == "ferlite" else name.removeprefix("ferlite-") + "_main"
+    return [sys.executable, "-c", f"import sys; from ferlite.cli import {command} as m; sys.exit(m())"]
+
+
+def offline_env(ferlite_home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a real ferlite process with its own cache folder and a download mirror that is down."""
+    return {**os.environ, "FERLITE_HOME": str(ferlite_home), "FERLITE_BASE_URL": closed_port_url(),
+            "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import console_script, offline_env
 
 from ferlite.cli import main
 from ferlite.video import EmotionSmoother, ResultWriter, box_iou
@@ -125,14 +124,8 @@ def test_demo_video_with_smoothing(tmp_path, tiny_model_path, detector_in_cache)
 def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
     """The README's first command, as a real process, on a fresh cache with no network: the bundled model and the
     bundled BlazeFace detector (MediaPipe, no Haar fallback), nothing downloaded into the cache."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    env = {**os.environ, "FERLITE_HOME": str(ferlite_home), "FERLITE_BASE_URL": down, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    exe = Path(sys.executable).with_name("ferlite")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from ferlite.cli import main; main()"]
-    proc = subprocess.run([*cmd, "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([*console_script(), "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=offline_env(ferlite_home), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector mediapipe" in proc.stdout
     assert "Haar" not in proc.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import http.server
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from conftest import closed_port_url
 
 from ferlite import detect, weights
 from ferlite.detect import CropGeometry, Face, FaceDetector, FaceDetectorOptions, crop_face, detect_faces, eye_angle
@@ -37,14 +37,6 @@ def three_faces(astronaut: np.ndarray) -> np.ndarray:
         h = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         scene[y:y + h.shape[0], x:x + h.shape[1]] = h
     return scene
-
-
-def closed_port_url() -> str:
-    """A loopback URL nobody listens on (a mirror that is down)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import copy_split
+from conftest import console_script, copy_split
 
 from ferlite.cli import main
 from ferlite.data import read_dataset
@@ -151,15 +151,6 @@ def test_bad_ema(small_splits, tmp_path):
 
 ARGS = ["--alpha", "0.25", "--batch-size", "32", "--warmup-epochs", "0", "--aug", "none"]
 TEMPORARY = re.compile(r"^\..+\.tmp(\.\w+)?$|^\.write-test-")  # what atomic_path and the write probe leave
-
-
-def script(name: str) -> list[str]:
-    """The installed console script ``name``, or the same click command through the interpreter."""
-    exe = Path(sys.executable).with_name(name)
-    if exe.exists():
-        return [str(exe)]
-    command = name.removeprefix("ferlite-")
-    return [sys.executable, "-c", f"import sys; from ferlite.cli import {command}_main as m; sys.exit(m())"]
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -355,7 +346,7 @@ def test_resume_refuses_a_checkpoint_that_matches_no_epoch(killed_run, tmp_path)
 def test_epochs_zero_is_refused_before_anything_is_written(small_valid_folder, tmp_path):
     va = small_valid_folder(16)
     out = tmp_path / "run"
-    proc = subprocess.run([*script("ferlite-train"), "--train", str(va), "--val", str(va), "--epochs", "0",
+    proc = subprocess.run([*console_script("ferlite-train"), "--train", str(va), "--val", str(va), "--epochs", "0",
                            "--output-dir", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     (line,) = error_lines(proc.stderr)
@@ -439,7 +430,7 @@ def test_full_disk_is_refused_before_any_epoch_and_leaves_nothing(small_valid_fo
     run = disk / "run"
     env = {**os.environ, "ERR_FILE": str(tmp_path / "stderr.txt"), "MOUNT": str(disk), "TF_CPP_MIN_LOG_LEVEL": "3"}
     unshare = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
-    train_cmd = [*script("ferlite-train"), "--train", str(va), "--val", str(va), *ARGS, "--epochs", "1",
+    train_cmd = [*console_script("ferlite-train"), "--train", str(va), "--val", str(va), *ARGS, "--epochs", "1",
                  "--output-dir", str(run)]
     proc = subprocess.run([*unshare, "sh", "-c", FULL_DISK, "sh", *train_cmd], capture_output=True, text=True,
                           env=env, timeout=300)

@@ -8,16 +8,14 @@ goes, noted, and its annotated copy is whole.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import console_script, offline_env
 
 from ferlite.video import VIDEO_EXPECTED, frame_count, frame_shortfall, open_video
 
@@ -128,12 +126,7 @@ def test_frame_shortfall_wording():
 @pytest.fixture
 def demo(ferlite_home):
     """Run ``ferlite demo ARGS --no-display --detector haar`` offline; return (exit code, stdout, stderr)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    env = {**os.environ, "FERLITE_HOME": str(ferlite_home), "FERLITE_BASE_URL": down, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    exe = Path(sys.executable).with_name("ferlite")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from ferlite.cli import main; main()"]
+    env, cmd = offline_env(ferlite_home), console_script()
 
     def run(*args: str) -> tuple[int, str, str]:
         proc = subprocess.run([*cmd, "demo", *args, "--no-display", "--detector", "haar"], capture_output=True,
