@@ -275,17 +275,17 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
 
     assert (report.layout, report.classes, report.n, report.faces, report.dropped) == ("folders", EMOTIONS, 264, 264, 0)
     assert report.n == by_votes.major8_n == expected.sum()
-    assert report.top1 == by_votes.major8_acc == np.trace(expected) / expected.sum() == 232 / 264
+    assert report.top1 == by_votes.major8_acc == np.trace(expected) / expected.sum() == 230 / 264
     np.testing.assert_array_equal(report.confusion, expected)
     assert report.class_recall == {c: expected[i, i] / expected[i].sum() for i, c in enumerate(EMOTIONS)}
-    assert report.class_recall["happiness"] == 66 / 70
+    assert report.class_recall["happiness"] == 68 / 70
     j = report.to_json()
     json.dumps(j, allow_nan=False)
     assert (j["mae"], j["kl"], j["major8_acc"], j["class_mae"], j["layout"], j["no_face"]) == \
         (None, None, None, None, "folders", 0)
-    assert j["top1"] == 232 / 264 and j["confusion_matrix"] == expected.tolist()
+    assert j["top1"] == 230 / 264 and j["confusion_matrix"] == expected.tolist()
     text = format_report(report)
-    for needle in ("Accuracy (top-1 against the folder): 0.8788 (87.88%)", "happiness   0.9429  (66/70)",
+    for needle in ("Accuracy (top-1 against the folder): 0.8712 (87.12%)", "happiness   0.9714  (68/70)",
                    "argmax of the model's outputs for these 8 classes", "264 images, 0 skipped as bad, 264 read",
                    "Confusion matrix (rows: the folder, columns: predicted)"):
         assert needle in text, needle

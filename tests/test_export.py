@@ -164,12 +164,13 @@ def test_bundled_int8_parity_on_fer2013valid(bundled_int8, valid_faces):
     assert_int8_parity(fer2013valid_scores(valid_faces, int8_p), fer2013valid_scores(valid_faces, keras_p))
 
 
-def test_bundled_fast_int8_parity_on_fer2013valid(valid_faces):
-    """The bundled fast model (ferplus-mfn-0.5-int8) against the bundled ferplus-mfn-0.5.keras, on all of
+@pytest.mark.parametrize("name", ["ferplus-mfn-1.0", "ferplus-mfn-0.5"])
+def test_bundled_int8_files_parity_on_fer2013valid(name, valid_faces):
+    """Each bundled int8 file (calibrated on FER2013Train faces) against its bundled .keras model, on all of
     FER2013Valid, with the limits above."""
     x = valid_faces.images[..., None]
-    keras_p = load_predictor(SMALL).predict(x)
-    int8_p = load_predictor(PRETRAINED / "ferplus-mfn-0.5-int8.tflite").predict(x)
+    keras_p = load_predictor(PRETRAINED / f"{name}.keras").predict(x)
+    int8_p = load_predictor(PRETRAINED / f"{name}-int8.tflite").predict(x)
     assert_int8_parity(fer2013valid_scores(valid_faces, int8_p), fer2013valid_scores(valid_faces, keras_p))
 
 
