@@ -20,32 +20,25 @@ def recipe_probe():
     return module
 
 
-def one_hot_batch(n: int = 6, size: int = 12):
-    """n faces of distinct constant-free random pixels, each with a one-hot target of its own class: a mixed
-    target then tells which face was mixed in, and with what weight."""
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
-    return x, np.eye(n, dtype=np.float32)
+def mixed(recipe_probe, kind: str, alpha: float, seed: int, n: int = 6, size: int = 12):
+    """A batch of n faces of random pixels, each with a one-hot target of its own class, mixed by ``kind``: so a
+    mixed target tells which face was mixed in, and with what weight. Returns the faces, the mixed faces, each
+    face's own weight and the index of the face mixed into it (its own where none was)."""
+    import tensorflow as tf
 
-
-def partners(y_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From mixed one-hot targets: each face's own weight and the index of the face mixed into it."""
-    n = len(y_out)
-    own = y_out[np.arange(n), np.arange(n)]
-    other = y_out.copy()
+    tf.random.set_seed(seed)
+    x = np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+    xm, ym = (a.numpy() for a in recipe_probe.mix_batches(kind, alpha)(tf.constant(x), tf.constant(np.eye(n, dtype=np.float32))))
+    np.testing.assert_allclose(ym.sum(axis=1), 1.0, atol=1e-6)
+    own = ym[np.arange(n), np.arange(n)]
+    other = ym.copy()
     other[np.arange(n), np.arange(n)] = 0
-    return own, np.where(other.sum(axis=1) > 0, other.argmax(axis=1), np.arange(n))
+    return x, xm, own, np.where(other.sum(axis=1) > 0, other.argmax(axis=1), np.arange(n))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_mixup_mixes_images_and_votes_with_one_weight(recipe_probe, seed):
-    import tensorflow as tf
-
-    tf.random.set_seed(seed)
-    x, y = one_hot_batch()
-    xm, ym = (a.numpy() for a in recipe_probe.mix_batches("mixup", 0.4)(tf.constant(x), tf.constant(y)))
-    np.testing.assert_allclose(ym.sum(axis=1), 1.0, atol=1e-6)
-    lam, perm = partners(ym)
+    x, xm, lam, perm = mixed(recipe_probe, "mixup", 0.4, seed)
     assert np.allclose(lam[perm != np.arange(len(x))], lam[perm != np.arange(len(x))][0])  # one weight per batch
     assert sorted(perm) == list(range(len(x)))  # a permutation of the batch
     expected = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm].astype(np.float64)
@@ -54,13 +47,7 @@ def test_mixup_mixes_images_and_votes_with_one_weight(recipe_probe, seed):
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_cutmix_pastes_one_box_and_weights_votes_by_its_area(recipe_probe, seed):
-    import tensorflow as tf
-
-    tf.random.set_seed(seed)
-    x, y = one_hot_batch()
-    xm, ym = (a.numpy() for a in recipe_probe.mix_batches("cutmix", 1.0)(tf.constant(x), tf.constant(y)))
-    np.testing.assert_allclose(ym.sum(axis=1), 1.0, atol=1e-6)
-    lam, perm = partners(ym)
+    x, xm, lam, perm = mixed(recipe_probe, "cutmix", 1.0, seed)
     for i in range(len(x)):
         if perm[i] == i:  # mixed with itself: unchanged
             np.testing.assert_array_equal(xm[i], x[i])
