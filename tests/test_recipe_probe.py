@@ -28,7 +28,8 @@ def mixed(recipe_probe, kind: str, alpha: float, seed: int, n: int = 6, size: in
 
     tf.random.set_seed(seed)
     x = np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
-    xm, ym = (a.numpy() for a in recipe_probe.mix_batches(kind, alpha)(tf.constant(x), tf.constant(np.eye(n, dtype=np.float32))))
+    votes = np.eye(n, dtype=np.float32)
+    xm, ym = (a.numpy() for a in recipe_probe.mix_batches(kind, alpha)(tf.constant(x), tf.constant(votes)))
     np.testing.assert_allclose(ym.sum(axis=1), 1.0, atol=1e-6)
     own = ym[np.arange(n), np.arange(n)]
     other = ym.copy()

@@ -356,16 +356,16 @@ def test_registry_figures_are_the_bundled_files(monkeypatch):
 
 def test_fast_int8_file():
     """The bundled fast model: its registered sha256, its sidecar (same hash, source ferplus-mfn-0.5 by hash,
-    calibrated on the FER2013Train sample), uint8 in and out, no float op in the graph."""
+    calibrated on 1,000 FER2013Train faces), uint8 in and out, no float op in the graph."""
     from ferlite.export import float_fallbacks
 
     entry = weights.registry_entry("fast")
-    assert entry.sha256 == "320e2a61823eb060fc2ca76ae87dec30495729acbf6ff9d384710fde6b8084aa"
+    assert entry.sha256 == "72b7105acbc5e7d571e689e4789cde9cf4b51b5b6ac904a3bd0ebb3932807178"
     assert weights.file_sha256(entry.bundled_path) == entry.sha256
     side = json.loads(entry.bundled_path.with_suffix(".json").read_text())
     assert side["sha256"] == entry.sha256 and side["size_bytes"] == entry.size
     assert side["source_model"]["sha256"] == weights.registry_entry("ferplus-mfn-0.5").sha256
-    assert side["calibration"] == {"data": "FER2013Train", "faces": 300, "seed": 0}
+    assert side["calibration"] == {"data": "FER2013Train", "faces": 1000, "seed": 0}
     assert (side["quantization"], side["input"]["dtype"], side["output"]["dtype"]) == ("int8", "uint8", "uint8")
     assert float_fallbacks(entry.bundled_path) == []
 
