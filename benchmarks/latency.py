@@ -82,12 +82,14 @@ def _stats(times: list[float]) -> dict:
 
 
 def litert_latency(path: Path, inputs: np.ndarray, threads: int, warmup: int) -> dict:
-    """Batch-1 latency of a .tflite file on LiteRT: one face per set_tensor/invoke/get_tensor."""
+    """Batch-1 latency of a .tflite file on LiteRT: one face per set_tensor/invoke/get_tensor (inputs cast
+    beforehand to the model's input type: uint8 pixels become float32 pixels for a float-input model)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
-    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    detail = interp.get_input_details()[0]
+    i, o, inputs = detail["index"], interp.get_output_details()[0]["index"], inputs.astype(detail["dtype"], copy=False)
     times = []
     for k, x in enumerate(np.concatenate([inputs[:warmup], inputs])):
         t = time.perf_counter()
