@@ -1,0 +1,129 @@
+"""Does training with quantization noise shrink what int8 costs? A short probe, side by side with a control.
+
+Starting from a trained Keras model (``--model``, default ``ferplus-mfn-0.5``), two short fine-tunes on the
+training split (``light`` augmentation, AdamW, cosine learning rate from ``--lr`` to 0, seed9 vote targets):
+
+* ``control``: the plain fine-tune;
+* ``noise``: the same, with uniform noise of one int8 step added, in training only, to the output of every
+  batch normalisation and activation layer (the tensors int8 inference rounds; the step of each is its
+  calibration range over 255, measured on the calibration faces before training). This is noise-aware
+  training, a cheap stand-in for quantization-aware training: the model learns to tolerate the rounding.
+
+Each result is saved (``--output-dir``), exported to int8 with ``ferlite.export.export_tflite`` (the same
+calibration as the bundled files), and both forms are scored on the validation split.
+
+Usage::
+
+    python benchmarks/quant_noise_probe.py --data FERPLUS [--model ferplus-mfn-0.5] [--epochs 2] [--lr 2e-4]
+        [--output-dir /tmp/quant-noise]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def int8_steps(model, faces: np.ndarray) -> dict[str, float]:
+    """Each batch normalisation and activation layer's int8 step: its output range over ``faces`` (0 included,
+    as TFLite's calibration does) divided by 255."""
+    import keras
+
+    taps = [layer for layer in model.layers
+            if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU,
+                                  keras.layers.ReLU, keras.layers.Activation))]
+    outputs = keras.Model(model.inputs, [layer.output for layer in taps]).predict(faces, batch_size=256, verbose=0)
+    return {layer.name: float(max(o.max(), 0.0) - min(o.min(), 0.0)) / 255.0 for layer, o in zip(taps, outputs)}
+
+
+def with_noise(model, steps: dict[str, float]):
+    """``model`` with uniform noise of ``steps[name]`` (one step wide, centred) after each named layer, in
+    training only. The layers are shared, so training the result trains ``model``."""
+    import keras
+
+    class StepNoise(keras.layers.Layer):
+        def __init__(self, step: float, **kw):
+            super().__init__(**kw)
+            self.step = step
+
+        def call(self, x, training=False):
+            if not training:
+                return x
+            return x + keras.random.uniform(keras.ops.shape(x), -self.step / 2, self.step / 2)
+
+    def clone(layer):
+        if layer.name not in steps:
+            return layer
+        return keras.Sequential([layer, StepNoise(steps[layer.name])], name=f"{layer.name}_noisy")
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder holding FER2013Train and FER2013Valid")
+    parser.add_argument("--model", default="ferplus-mfn-0.5", help="registered name or .keras file")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--num-calibration", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", type=Path, default=Path("quant-noise-probe"))
+    args = parser.parse_args()
+
+    import keras
+
+    from ferlite import metrics as M
+    from ferlite.data import make_dataset, read_ferplus_folder
+    from ferlite.evaluate import load_predictor
+    from ferlite.export import calibration_faces, export_tflite
+    from ferlite.labels import votes_to_targets
+    from ferlite.modelfile import load_keras_model
+    from ferlite.weights import resolve_model
+
+    train_dir, valid_dir = Path(args.data) / "FER2013Train", Path(args.data) / "FER2013Valid"
+    train, valid = read_ferplus_folder(train_dir), read_ferplus_folder(valid_dir)
+    t, v = votes_to_targets(train.votes, "seed9", 9), votes_to_targets(valid.votes, "seed9", 9)
+    calib, _ = calibration_faces(train_dir, args.num_calibration, seed=0)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def scores(path: Path) -> str:
+        p = load_predictor(path).predict(valid.images[..., None])
+        return (f"{M.mae(v.targets, p[v.keep]):.4f} | {100 * M.top1(v.targets, p[v.keep]):.2f}% | "
+                f"{100 * M.major8_accuracy(valid.votes, p)[0]:.2f}%")
+
+    source = resolve_model(args.model)
+    rows = [("start", source, 0.0)]
+    for variant in ("control", "noise"):
+        keras.utils.set_random_seed(args.seed)
+        model = load_keras_model(source)
+        net = with_noise(model, int8_steps(model, calib)) if variant == "noise" else model
+        ds = make_dataset(train.images[t.keep][..., None], t.targets, batch_size=128, training=True,
+                          augment="light", seed=args.seed)
+        schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * len(ds))
+        net.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-3), loss="categorical_crossentropy")
+        start = time.perf_counter()
+        net.fit(ds, epochs=args.epochs, verbose=0)
+        out = args.output_dir / f"{variant}.keras"
+        model.save(out)
+        rows.append((variant, out, time.perf_counter() - start))
+
+    print(f"{source.name}, {args.epochs} epoch(s) from lr {args.lr:g}, seed {args.seed}; {platform.machine()}, "
+          f"{os.cpu_count()} CPUs; int8 calibrated on {len(calib)} faces of {train_dir.name}; scored on "
+          f"{len(valid.images)} faces of {valid_dir.name}")
+    print("| model | Keras MAE | top-1 | major8 | int8 MAE | top-1 | major8 | fine-tune s |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, path, seconds in rows:
+        int8 = export_tflite(path, args.output_dir / f"{name}-int8.tflite", "int8", calibration_data=train_dir,
+                             num_calibration=args.num_calibration)
+        print(f"| {name} | {scores(path)} | {scores(int8)} | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
