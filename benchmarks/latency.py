@@ -89,7 +89,8 @@ def litert_latency(path: Path, inputs: np.ndarray, threads: int, warmup: int) ->
     interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     detail = interp.get_input_details()[0]
-    i, o, inputs = detail["index"], interp.get_output_details()[0]["index"], inputs.astype(detail["dtype"], copy=False)
+    i, o = detail["index"], interp.get_output_details()[0]["index"]
+    inputs = inputs.astype(detail["dtype"], copy=False)
     times = []
     for k, x in enumerate(np.concatenate([inputs[:warmup], inputs])):
         t = time.perf_counter()

@@ -79,24 +79,22 @@ def main() -> None:
 
     import keras
 
-    from ferlite import metrics as M
     from ferlite.data import make_dataset, read_ferplus_folder
-    from ferlite.evaluate import load_predictor
+    from ferlite.evaluate import load_predictor, score
     from ferlite.export import calibration_faces, export_tflite
-    from ferlite.labels import votes_to_targets
+    from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
     from ferlite.modelfile import load_keras_model
     from ferlite.weights import resolve_model
 
     train_dir, valid_dir = Path(args.data) / "FER2013Train", Path(args.data) / "FER2013Valid"
     train, valid = read_ferplus_folder(train_dir), read_ferplus_folder(valid_dir)
-    t, v = votes_to_targets(train.votes, "seed9", 9), votes_to_targets(valid.votes, "seed9", 9)
+    t = votes_to_targets(train.votes, "seed9", 9)
     calib, _ = calibration_faces(train_dir, args.num_calibration, seed=0)
     args.output_dir.mkdir(parents=True, exist_ok=True)
 
     def scores(path: Path) -> str:
-        p = load_predictor(path).predict(valid.images[..., None])
-        return (f"{M.mae(v.targets, p[v.keep]):.4f} | {100 * M.top1(v.targets, p[v.keep]):.2f}% | "
-                f"{100 * M.major8_accuracy(valid.votes, p)[0]:.2f}%")
+        s = score(valid.votes, load_predictor(path).predict(valid.images[..., None]), FERPLUS_CLASSES[:9])
+        return f"{s['mae']:.4f} | {100 * s['top1']:.2f}% | {100 * s['major8_acc']:.2f}%"
 
     source = resolve_model(args.model)
     rows = [("start", source, 0.0)]

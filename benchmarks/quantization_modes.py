@@ -81,17 +81,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from ferlite import metrics as M
     from ferlite.data import read_ferplus_folder
-    from ferlite.evaluate import load_predictor
+    from ferlite.evaluate import load_predictor, score
     from ferlite.export import _float_input_twin, calibration_faces
-    from ferlite.labels import votes_to_targets
+    from ferlite.labels import FERPLUS_CLASSES
     from ferlite.modelfile import load_keras_model
     from ferlite.weights import resolve_model
 
     split = read_ferplus_folder(args.data)
     x = split.images[..., None].astype(np.float32)
-    t9 = votes_to_targets(split.votes, "seed9", 9)
     path = resolve_model(args.model)
     calib, _ = calibration_faces(args.calibration_data, args.num_calibration, seed=0)
     model = _float_input_twin(load_keras_model(path))
@@ -108,9 +106,9 @@ def main() -> None:
           f"calibration {len(calib)} faces; best of {args.rounds} rounds of {len(timed)} calls, 1 thread")
     print("| conversion | valid MAE | top-1 | major8 | faces/s (1 thread) |\n| --- | --- | --- | --- | --- |")
     for mode, p in probs.items():
-        scores = (M.mae(t9.targets, p[t9.keep]), M.top1(t9.targets, p[t9.keep]), M.major8_accuracy(split.votes, p)[0])
+        s = score(split.votes, p, FERPLUS_CLASSES[:9])
         rate = f"{speed[mode]:,.0f}" if mode in speed else ""
-        print(f"| {mode} | {scores[0]:.4f} | {100 * scores[1]:.2f}% | {100 * scores[2]:.2f}% | {rate} |")
+        print(f"| {mode} | {s['mae']:.4f} | {100 * s['top1']:.2f}% | {100 * s['major8_acc']:.2f}% | {rate} |")
 
 
 if __name__ == "__main__":
