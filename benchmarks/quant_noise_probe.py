@@ -5,8 +5,8 @@ training split (``light`` augmentation, AdamW, cosine learning rate from ``--lr`
 
 * ``control``: the plain fine-tune;
 * ``noise``: the same, with uniform noise of one int8 step added, in training only, to the output of every
-  batch normalisation and activation layer (the tensors int8 inference rounds; the step of each is its
-  calibration range over 255, measured on the calibration faces before training). This is noise-aware
+  batch normalisation and activation layer (the tensors int8 inference rounds; the step of each is the batch's
+  range over 255): ``ferlite.quantnoise``, as ``ferlite-train --quant-noise`` trains. This is noise-aware
   training, a cheap stand-in for quantization-aware training: the model learns to tolerate the rounding.
 
 Each result is saved (``--output-dir``), exported to int8 with ``ferlite.export.export_tflite`` (the same
@@ -26,44 +26,7 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def int8_steps(model, faces: np.ndarray) -> dict[str, float]:
-    """Each batch normalisation and activation layer's int8 step: its output range over ``faces`` (0 included,
-    as TFLite's calibration does) divided by 255."""
-    import keras
-
-    taps = [layer for layer in model.layers
-            if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU,
-                                  keras.layers.ReLU, keras.layers.Activation))]
-    outputs = keras.Model(model.inputs, [layer.output for layer in taps]).predict(faces, batch_size=256, verbose=0)
-    return {layer.name: float(max(o.max(), 0.0) - min(o.min(), 0.0)) / 255.0 for layer, o in zip(taps, outputs)}
-
-
-def with_noise(model, steps: dict[str, float]):
-    """``model`` with uniform noise of ``steps[name]`` (one step wide, centred) after each named layer, in
-    training only. The layers are shared, so training the result trains ``model``."""
-    import keras
-
-    class StepNoise(keras.layers.Layer):
-        def __init__(self, step: float, **kw):
-            super().__init__(**kw)
-            self.step = step
-
-        def call(self, x, training=False):
-            if not training:
-                return x
-            return x + keras.random.uniform(keras.ops.shape(x), -self.step / 2, self.step / 2)
-
-    def clone(layer):
-        if layer.name not in steps:
-            return layer
-        return keras.Sequential([layer, StepNoise(steps[layer.name])], name=f"{layer.name}_noisy")
-
-    return keras.models.clone_model(model, clone_function=clone)
 
 
 def main() -> None:
@@ -81,15 +44,15 @@ def main() -> None:
 
     from ferlite.data import make_dataset, read_ferplus_folder
     from ferlite.evaluate import load_predictor, score
-    from ferlite.export import calibration_faces, export_tflite
+    from ferlite.export import export_tflite
     from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
     from ferlite.modelfile import load_keras_model
+    from ferlite.quantnoise import with_quant_noise
     from ferlite.weights import resolve_model
 
     train_dir, valid_dir = Path(args.data) / "FER2013Train", Path(args.data) / "FER2013Valid"
     train, valid = read_ferplus_folder(train_dir), read_ferplus_folder(valid_dir)
     t = votes_to_targets(train.votes, "seed9", 9)
-    calib, _ = calibration_faces(train_dir, args.num_calibration, seed=0)
     args.output_dir.mkdir(parents=True, exist_ok=True)
 
     def scores(path: Path) -> str:
@@ -101,7 +64,7 @@ def main() -> None:
     for variant in ("control", "noise"):
         keras.utils.set_random_seed(args.seed)
         model = load_keras_model(source)
-        net = with_noise(model, int8_steps(model, calib)) if variant == "noise" else model
+        net = with_quant_noise(model) if variant == "noise" else model
         ds = make_dataset(train.images[t.keep][..., None], t.targets, batch_size=128, training=True,
                           augment="light", seed=args.seed)
         schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * len(ds))
@@ -113,7 +76,7 @@ def main() -> None:
         rows.append((variant, out, time.perf_counter() - start))
 
     print(f"{source.name}, {args.epochs} epoch(s) from lr {args.lr:g}, seed {args.seed}; {platform.machine()}, "
-          f"{os.cpu_count()} CPUs; int8 calibrated on {len(calib)} faces of {train_dir.name}; scored on "
+          f"{os.cpu_count()} CPUs; int8 calibrated on {args.num_calibration} faces of {train_dir.name}; scored on "
           f"{len(valid.images)} faces of {valid_dir.name}")
     print("| model | Keras MAE | top-1 | major8 | int8 MAE | top-1 | major8 | fine-tune s |\n"
           "| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -13,7 +13,8 @@ alternating order, and each reports its best round (the least disturbed, timeit'
 * ``ema``: the baseline plus ``--ema`` (a weight average updated after every step), to price that option;
 * ``distill``: the baseline distilled from ``--teacher`` (``ferlite-train --teacher``: the teacher runs on every
   augmented batch in the input pipeline), to price distillation;
-* ``distill-flip``: the same with ``--teacher-flip`` (the teacher also runs on the mirrored batch).
+* ``distill-flip``: the same with ``--teacher-flip`` (the teacher also runs on the mirrored batch);
+* ``quant-noise``: the baseline with ``--quant-noise`` (int8-step noise after every batch norm and activation).
 
 The table also gives the seconds an epoch of the full FER+ training split (28,556 faces) would take at each rate.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 SHARED_VALID = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus" / "FER2013Valid"
 TEACHER = Path(__file__).resolve().parents[1] / "models" / "teacher-mfn-2.0.keras"
-VARIANTS = ("baseline", "jit", "spe8", "threads", "ema", "distill", "distill-flip")
+VARIANTS = ("baseline", "jit", "spe8", "threads", "ema", "distill", "distill-flip", "quant-noise")
 FULL_SPLIT = 28_556  # FER2013Train faces kept by seed9
 
 
@@ -55,6 +56,10 @@ def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, au
 
     x, t = read_dataset(data).targets("seed9", 9)
     model = create_model("mobilefacenet", alpha=1.0, num_classes=9)
+    if variant == "quant-noise":
+        from ferlite.quantnoise import with_quant_noise
+
+        model = with_quant_noise(model)
     model.compile(optimizer=keras.optimizers.AdamW(2e-3, weight_decay=5e-3), loss="categorical_crossentropy",
                   metrics=M.keras_metrics(), jit_compile=variant == "jit",
                   steps_per_execution=8 if variant == "spe8" else 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import http.server
+import importlib.util
 import os
 import shutil
 import socket
@@ -36,6 +37,14 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def load_script(path: Path):
+    """Import a script of the repository (``examples/``, ``benchmarks/``) as a module."""
+    spec = importlib.util.spec_from_file_location(f"script_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def console_script(name: str = "ferlite") -> list[str]:

@@ -1,20 +1,16 @@
 """Each script in examples/ runs for real on small real inputs (astronaut photo, a short video, the FER+ sample)."""
 
 import csv
-import importlib.util
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 from test_finetune import FER2013, write_onehot_csv
 
 
 def load_example(name):
     """Import examples/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", REPO / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "examples" / f"{name}.py")
 
 
 @pytest.fixture

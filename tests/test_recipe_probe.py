@@ -3,21 +3,18 @@ they say, so the probe figures in the model card measure those recipes."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_probe.py"
 
 
 @pytest.fixture(scope="module")
 def recipe_probe():
-    spec = importlib.util.spec_from_file_location("recipe_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def mixed(recipe_probe, kind: str, alpha: float, seed: int, n: int = 6, size: int = 12):

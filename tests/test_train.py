@@ -21,7 +21,7 @@ from conftest import console_script, copy_split
 
 from ferlite.cli import main
 from ferlite.data import read_dataset
-from ferlite.modelfile import KERAS_EXPECTED
+from ferlite.modelfile import KERAS_EXPECTED, load_keras_model
 from ferlite.train import TrainConfig, _read_state, train
 from ferlite.weights import file_sha256
 
@@ -143,6 +143,35 @@ def test_bad_ema(small_splits, tmp_path):
     tr, va = small_splits
     with pytest.raises(ValueError, match=r"ema must be a decay in \[0, 1\)"):
         train(TrainConfig(train=str(tr), val=str(va), ema=1.0, output_dir=str(tmp_path / "x")))
+
+
+def test_quant_noise_trains_noisy_checkpoints_and_saves_plain_models(small_splits, tmp_path):
+    from ferlite.train import evaluate_arrays
+
+    tr, va = small_splits
+    out = tmp_path / "run"
+
+    def run(epochs: int, *extra: str):
+        return CliRunner().invoke(main, ["train", "--train", str(tr), "--val", str(va), "--alpha", "0.25", "--epochs",
+                                         str(epochs), "--batch-size", "32", "--warmup-epochs", "0", "--output-dir",
+                                         str(out), *extra])
+
+    result = run(1, "--quant-noise")
+    assert result.exit_code == 0, result.output
+    assert any(layer.name.endswith("_qnoise") for layer in load_keras_model(out / "last.keras").layers)
+    for name in ("model.keras", "best_mae.keras", "best_major8.keras"):  # what is used and exported: no noise layer
+        assert not [layer.name for layer in load_keras_model(out / name).layers if "noise" in layer.name], name
+    (row,) = csv.DictReader(open(out / "history.csv"))
+    valid, _ = evaluate_arrays(load_keras_model(out / "model.keras"), read_dataset(str(va)))
+    assert valid["mae"] == pytest.approx(float(row["val_mae"]), abs=1e-6)  # the trained weights, copied out whole
+    assert json.loads((out / "model.json").read_text())["config"]["quant_noise"] is True
+
+    result = run(2, "--quant-noise", "--resume")
+    assert result.exit_code == 0, result.output
+    assert history_epochs(out) == [1, 2]
+    result = run(3, "--resume")
+    assert result.exit_code != 0
+    assert f"{out} was trained with --quant-noise: resume with the options of the original run" in result.output
 
 
 # ---------------------------------------------------------------------------------------------------------------

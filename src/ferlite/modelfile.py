@@ -173,6 +173,8 @@ def load_keras_model(path: str | os.PathLike, *, compile: bool = False):
     check_model_file(path)
     import keras
 
+    import ferlite.quantnoise  # noqa: F401  registers the layer of --quant-noise training checkpoints
+
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # zip, HDF5, JSON and Keras deserialization errors of every kind

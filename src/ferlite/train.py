@@ -87,6 +87,7 @@ class TrainConfig:
     teacher_flip: bool = False
     distill_weight: float = 0.5
     temperature: float = 1.0
+    quant_noise: bool = False
     model_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -308,7 +309,7 @@ def _sync_batch_norm(model, on: bool) -> None:
     """Batch norm over the global batch (statistics all-reduced across replicas) when ``on``."""
     import keras
 
-    for layer in model.layers:
+    for layer in model._flatten_layers(include_self=False):  # also inside --quant-noise wrappers
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = on
 
@@ -549,6 +550,8 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     import keras
     import tensorflow as tf
 
+    from ferlite.quantnoise import copy_to_plain, with_quant_noise
+
     replicas = strategy.num_replicas_in_sync
     read = dict(skip_bad=cfg.skip_bad, size=cfg.img_size, channels=cfg.channels)
     train_faces = read_dataset(cfg.train, **read)
@@ -566,6 +569,12 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         f"peak lr {cfg.peak_lr:g}")
     steps = len(x_train) // cfg.batch_size
 
+    def build():
+        from ferlite.models import create_model
+
+        return create_model(cfg.model, alpha=cfg.alpha, input_size=cfg.img_size, channels=cfg.channels,
+                            num_classes=n_cls, **cfg.model_kwargs)
+
     start_epoch, state, rolled = 0, {}, False
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
@@ -576,15 +585,16 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
             log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
                 f"checkpoint of epoch {start_epoch} is complete, continuing from it")
         model = load_keras_model(run_dir / "last.keras", compile=True)
+        noisy = any(layer.name.endswith("_qnoise") for layer in model.layers)
+        if noisy != cfg.quant_noise:
+            raise ValueError(f"{run_dir} was trained {'with' if noisy else 'without'} --quant-noise: resume with "
+                             "the options of the original run")
         _sync_batch_norm(model, replicas > 1)
         if not (out / "history.csv").is_file():  # a worker's scratch folder
             shutil.copy(run_dir / "history.csv", out / "history.csv")
         log(f"resuming {run_dir} at epoch {start_epoch + 1} on {replicas} replica(s)")
     else:
-        from ferlite.models import create_model
-
-        model = create_model(cfg.model, alpha=cfg.alpha, input_size=cfg.img_size, channels=cfg.channels,
-                             num_classes=n_cls, **cfg.model_kwargs)
+        model = build()
         _sync_batch_norm(model, replicas > 1)
         if cfg.init_weights:
             missed = _transfer_weights(model, cfg.init_weights)
@@ -593,7 +603,13 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         if cfg.freeze_backbone:
             _set_backbone_trainable(model, False)
             log(f"backbone frozen for {cfg.freeze_backbone} epoch(s): training the head only")
+        if cfg.quant_noise:
+            model = with_quant_noise(model)
         model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), metrics=M.keras_metrics())
+    plain = build() if cfg.quant_noise else None  # what is saved: the trained weights without the noise layers
+
+    def saveable():
+        return copy_to_plain(model, plain) if plain is not None else model
 
     ema = WeightAverage(cfg.ema) if cfg.ema else None
     if ema and cfg.resume:
@@ -661,11 +677,11 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
                 improved = val["mae"] < best["mae"]
                 if improved:
                     best["mae"] = val["mae"]
-                    _save_model(model, out / "best_mae.keras")
+                    _save_model(saveable(), out / "best_mae.keras")
                     write_sidecar(out / "best_mae.json", {"epoch": epoch + 1, "valid": val})
                 if val["major8_n"] and val["major8_acc"] > best["major8"]:
                     best["major8"] = val["major8_acc"]
-                    _save_model(model, out / "best_major8.keras")
+                    _save_model(saveable(), out / "best_major8.keras")
                     write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
             history.append([row[k] for k in fields])
             _write_history(history_file, fields, history)

@@ -93,6 +93,9 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               metavar="T", help="Teachers' distribution p**(1/T), renormalised: T > 1 softens, T < 1 sharpens "
                                 "(with --teacher).")
+@click.option("--quant-noise", is_flag=True,
+              help="Noise-aware training for int8 export: uniform noise of one int8 step on the output of every "
+                   "batch normalisation and activation, in training only (ferlite.quantnoise).")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train

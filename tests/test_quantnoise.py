@@ -1,0 +1,63 @@
+"""Noise-aware training: the noise is one int8 step wide and only in training; training it trains the plain
+model's weights, which come back out into the plain architecture unchanged."""
+
+import keras
+import numpy as np
+import pytest
+
+from ferlite.data import read_ferplus_folder
+from ferlite.modelfile import load_keras_model
+from ferlite.models import create_model
+from ferlite.quantnoise import StepNoise, copy_to_plain, with_quant_noise
+
+ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
+           keras.layers.Activation)
+
+
+@pytest.mark.parametrize(("low", "high"), [(-2.0, 6.0), (1.0, 3.0)])
+def test_step_noise_is_one_int8_step_of_the_range_with_zero_in_training_only(low, high):
+    keras.utils.set_random_seed(0)
+    x = np.linspace(low, high, 4000, dtype="float32").reshape(40, 100)
+    half = (max(high, 0.0) - min(low, 0.0)) / 255 / 2  # int8 calibration ranges always hold 0
+    layer = StepNoise()
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    noise = np.asarray(layer(x, training=True)) - x
+    assert np.abs(noise).max() <= half * (1 + 1e-4)
+    assert np.abs(noise).max() > 0.95 * half  # 4,000 uniform draws fill the interval
+    assert abs(noise.mean()) < 0.1 * half  # centred: the mean's standard error is 0.009 of the half-width
+
+
+@pytest.fixture(scope="module")
+def faces(ferplus_valid):
+    split = read_ferplus_folder(ferplus_valid)
+    return split.images[:64, ..., None], np.full((64, 9), 1 / 9, dtype="float32")
+
+
+def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, tmp_path):
+    keras.utils.set_random_seed(0)
+    x, y = faces
+    model = create_model("mobilefacenet", alpha=0.25)
+    noisy = with_quant_noise(model)
+    rounded = [layer.name for layer in model.layers if isinstance(layer, ROUNDED)]
+    assert rounded and [layer.name for layer in noisy.layers if layer.name.endswith("_qnoise")] == \
+        [f"{name}_qnoise" for name in rounded]
+    np.testing.assert_array_equal(noisy.predict(x, verbose=0), model.predict(x, verbose=0))  # no noise at inference
+    assert not np.allclose(noisy(x, training=True), model(x, training=True), atol=1e-4)
+
+    before = model.get_weights()
+    noisy.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+    noisy.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+    noisy.save(tmp_path / "noisy.keras")  # a training checkpoint: loads with the optimizer
+    loaded = load_keras_model(tmp_path / "noisy.keras", compile=True)
+    plain = copy_to_plain(loaded, create_model("mobilefacenet", alpha=0.25))
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_copy_to_plain_names_a_layer_it_cannot_fill():
+    with pytest.raises(ValueError, match=r"the plain model does not match '.*' at layer 'stem_conv': expected weights "
+                                         r"of shapes \[\(3, 3, 1, 8\)\], found \[\(3, 3, 1, 16\)\]"):
+        copy_to_plain(with_quant_noise(create_model("mobilefacenet", alpha=0.25)),
+                      create_model("mobilenet", alpha=0.25))
