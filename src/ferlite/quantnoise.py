@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["StepNoise", "with_quant_noise", "copy_to_plain"]
+__all__ = ["StepNoise", "copy_to_plain", "has_quant_noise", "with_quant_noise"]
 
 _SUFFIX = "_qnoise"
 _ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
@@ -47,6 +47,15 @@ def with_quant_noise(model: keras.Model) -> keras.Model:
     return keras.models.clone_model(model, clone_function=wrap)
 
 
+def _is_wrapper(layer) -> bool:
+    return isinstance(layer, keras.Sequential) and layer.name.endswith(_SUFFIX)
+
+
+def has_quant_noise(model: keras.Model) -> bool:
+    """Whether ``model`` is a :func:`with_quant_noise` model (e.g. a ``--quant-noise`` training checkpoint)."""
+    return any(_is_wrapper(layer) for layer in model.layers)
+
+
 def copy_to_plain(noisy: keras.Model, plain: keras.Model) -> keras.Model:
     """Copy the weights of a :func:`with_quant_noise` model (or a plain one) into ``plain``, a model of the same
     architecture without noise (e.g. a fresh ``create_model``), layer by layer by name; return ``plain``.
@@ -56,7 +65,7 @@ def copy_to_plain(noisy: keras.Model, plain: keras.Model) -> keras.Model:
     """
     source = {}
     for layer in noisy.layers:
-        inner = layer.layers[0] if isinstance(layer, keras.Sequential) and layer.name.endswith(_SUFFIX) else layer
+        inner = layer.layers[0] if _is_wrapper(layer) else layer
         source[inner.name] = inner
     for layer in plain.layers:
         if not layer.weights:

@@ -550,7 +550,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     import keras
     import tensorflow as tf
 
-    from ferlite.quantnoise import copy_to_plain, with_quant_noise
+    from ferlite.quantnoise import copy_to_plain, has_quant_noise, with_quant_noise
 
     replicas = strategy.num_replicas_in_sync
     read = dict(skip_bad=cfg.skip_bad, size=cfg.img_size, channels=cfg.channels)
@@ -585,7 +585,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
             log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
                 f"checkpoint of epoch {start_epoch} is complete, continuing from it")
         model = load_keras_model(run_dir / "last.keras", compile=True)
-        noisy = any(layer.name.endswith("_qnoise") for layer in model.layers)
+        noisy = has_quant_noise(model)
         if noisy != cfg.quant_noise:
             raise ValueError(f"{run_dir} was trained {'with' if noisy else 'without'} --quant-noise: resume with "
                              "the options of the original run")
