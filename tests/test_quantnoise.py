@@ -8,7 +8,7 @@ import pytest
 from ferlite.data import read_ferplus_folder
 from ferlite.modelfile import load_keras_model
 from ferlite.models import create_model
-from ferlite.quantnoise import StepNoise, copy_to_plain, with_quant_noise
+from ferlite.quantnoise import StepNoise, copy_to_plain, inner_layers, with_quant_noise
 
 ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
            keras.layers.Activation)
@@ -41,6 +41,9 @@ def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, tmp_pat
     rounded = [layer.name for layer in model.layers if isinstance(layer, ROUNDED)]
     assert rounded and [layer.name for layer in noisy.layers if layer.name.endswith("_qnoise")] == \
         [f"{name}_qnoise" for name in rounded]
+    assert [layer.name for layer in inner_layers(noisy)] == [layer.name for layer in inner_layers(model)] == \
+        [layer.name for layer in model.layers]
+    assert all(a is b for a, b in zip(inner_layers(noisy), model.layers, strict=True) if b.weights)  # shared layers
     np.testing.assert_array_equal(noisy.predict(x, verbose=0), model.predict(x, verbose=0))  # no noise at inference
     assert not np.allclose(noisy(x, training=True), model(x, training=True), atol=1e-4)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["StepNoise", "copy_to_plain", "has_quant_noise", "with_quant_noise"]
+__all__ = ["StepNoise", "copy_to_plain", "has_quant_noise", "inner_layers", "with_quant_noise"]
 
 _SUFFIX = "_qnoise"
 _ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
@@ -56,6 +56,12 @@ def has_quant_noise(model: keras.Model) -> bool:
     return any(_is_wrapper(layer) for layer in model.layers)
 
 
+def inner_layers(model: keras.Model) -> list:
+    """The layers of ``model`` with each :func:`with_quant_noise` wrapper replaced by the layer it wraps: the
+    layers of the plain architecture, for a noisy or a plain model alike."""
+    return [layer.layers[0] if _is_wrapper(layer) else layer for layer in model.layers]
+
+
 def copy_to_plain(noisy: keras.Model, plain: keras.Model) -> keras.Model:
     """Copy the weights of a :func:`with_quant_noise` model (or a plain one) into ``plain``, a model of the same
     architecture without noise (e.g. a fresh ``create_model``), layer by layer by name; return ``plain``.
@@ -63,10 +69,7 @@ def copy_to_plain(noisy: keras.Model, plain: keras.Model) -> keras.Model:
     Raises:
         ValueError: a layer of ``plain`` with weights has no counterpart of the same shapes in ``noisy``.
     """
-    source = {}
-    for layer in noisy.layers:
-        inner = layer.layers[0] if _is_wrapper(layer) else layer
-        source[inner.name] = inner
+    source = {layer.name: layer for layer in inner_layers(noisy)}
     for layer in plain.layers:
         if not layer.weights:
             continue

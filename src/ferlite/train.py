@@ -309,7 +309,9 @@ def _sync_batch_norm(model, on: bool) -> None:
     """Batch norm over the global batch (statistics all-reduced across replicas) when ``on``."""
     import keras
 
-    for layer in model._flatten_layers(include_self=False):  # also inside --quant-noise wrappers
+    from ferlite.quantnoise import inner_layers
+
+    for layer in inner_layers(model):  # also inside --quant-noise wrappers
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = on
 
