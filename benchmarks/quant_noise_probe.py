@@ -7,7 +7,10 @@ training split (``light`` augmentation, AdamW, cosine learning rate from ``--lr`
 * ``noise``: the same, with uniform noise of one int8 step added, in training only, to the output of every
   batch normalisation and activation layer (the tensors int8 inference rounds; the step of each is the batch's
   range over 255): ``ferlite.quantnoise``, as ``ferlite-train --quant-noise`` trains. This is noise-aware
-  training, a cheap stand-in for quantization-aware training: the model learns to tolerate the rounding.
+  training, a cheap stand-in for quantization-aware training: the model learns to tolerate the rounding;
+* ``round``: the same layers' outputs rounded, in training, to 256 levels of a moving-average range, the
+  gradient passed straight through (``ferlite.quantnoise.FakeQuant``): quantization-aware training of the
+  activations (int8 weights cost these models nothing measurable: ``benchmarks/quantization_modes.py``).
 
 Each result is saved (``--output-dir``), exported to int8 with ``ferlite.export.export_tflite`` (the same
 calibration as the bundled files), and both forms are scored on the validation split.
@@ -15,7 +18,7 @@ calibration as the bundled files), and both forms are scored on the validation s
 Usage::
 
     python benchmarks/quant_noise_probe.py --data FERPLUS [--model ferplus-mfn-0.5] [--epochs 2] [--lr 2e-4]
-        [--output-dir /tmp/quant-noise]
+        [--variants control,noise,round] [--output-dir /tmp/quant-noise]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--num-calibration", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="control,noise,round", help="comma-separated, of control,noise,round")
     parser.add_argument("--output-dir", type=Path, default=Path("quant-noise-probe"))
     args = parser.parse_args()
 
@@ -47,7 +51,7 @@ def main() -> None:
     from ferlite.export import export_tflite
     from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
     from ferlite.modelfile import load_keras_model
-    from ferlite.quantnoise import with_quant_noise
+    from ferlite.quantnoise import FakeQuant, StepNoise, with_quant_noise
     from ferlite.weights import resolve_model
 
     train_dir, valid_dir = Path(args.data) / "FER2013Train", Path(args.data) / "FER2013Valid"
@@ -61,10 +65,13 @@ def main() -> None:
 
     source = resolve_model(args.model)
     rows = [("start", source, 0.0)]
-    for variant in ("control", "noise"):
+    wrappers = {"control": None, "noise": StepNoise, "round": FakeQuant}
+    for variant in args.variants.split(","):
+        if variant not in wrappers:
+            parser.error(f"--variants: unknown variant {variant!r}; expected some of {', '.join(wrappers)}")
         keras.utils.set_random_seed(args.seed)
         model = load_keras_model(source)
-        net = with_quant_noise(model) if variant == "noise" else model
+        net = with_quant_noise(model, wrappers[variant]) if wrappers[variant] else model
         ds = make_dataset(train.images[t.keep][..., None], t.targets, batch_size=128, training=True,
                           augment="light", seed=args.seed)
         schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * len(ds))

@@ -8,7 +8,7 @@ import pytest
 from ferlite.data import read_ferplus_folder
 from ferlite.modelfile import load_keras_model
 from ferlite.models import create_model
-from ferlite.quantnoise import StepNoise, copy_to_plain, inner_layers, with_quant_noise
+from ferlite.quantnoise import FakeQuant, StepNoise, copy_to_plain, inner_layers, quant_noise_layer, with_quant_noise
 
 ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
            keras.layers.Activation)
@@ -44,6 +44,8 @@ def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, tmp_pat
     assert [layer.name for layer in inner_layers(noisy)] == [layer.name for layer in inner_layers(model)] == \
         [layer.name for layer in model.layers]
     assert all(a is b for a, b in zip(inner_layers(noisy), model.layers, strict=True) if b.weights)  # shared layers
+    assert (quant_noise_layer(model), quant_noise_layer(noisy)) == (None, StepNoise)
+    assert quant_noise_layer(with_quant_noise(model, FakeQuant)) is FakeQuant
     np.testing.assert_array_equal(noisy.predict(x, verbose=0), model.predict(x, verbose=0))  # no noise at inference
     assert not np.allclose(noisy(x, training=True), model(x, training=True), atol=1e-4)
 
@@ -64,3 +66,25 @@ def test_copy_to_plain_names_a_layer_it_cannot_fill():
                                          r"of shapes \[\(3, 3, 1, 8\)\], found \[\(3, 3, 1, 16\)\]"):
         copy_to_plain(with_quant_noise(create_model("mobilefacenet", alpha=0.25)),
                       create_model("mobilenet", alpha=0.25))
+
+
+def test_fake_quant_rounds_to_256_levels_of_its_moving_range_with_a_straight_through_gradient():
+    import tensorflow as tf
+
+    layer = FakeQuant(momentum=0.5)
+    x = np.linspace(-1.0, 3.0, 1000, dtype="float32")
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)  # builds; identity at inference
+    q = np.asarray(layer(x, training=True))
+    assert (float(layer.low.numpy()), float(layer.high.numpy())) == (-1.0, 3.0)  # the first batch sets the range
+    step = 4.0 / 255
+    levels = np.round(q / step + 1 / step)  # zero point: round(1 / step) = 64 steps below 0
+    np.testing.assert_allclose(q, (levels - np.round(1 / step)) * step, atol=1e-6)
+    assert len(np.unique(levels)) == 256 and np.abs(q - x).max() <= step / 2 + 1e-6
+    assert q[np.argmin(np.abs(x))] == 0.0  # 0 is a level
+    layer(np.linspace(-3.0, 1.0, 10, dtype="float32"), training=True)
+    assert (float(layer.low.numpy()), float(layer.high.numpy())) == (-2.0, 2.0)  # moving average, momentum 0.5
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf.reduce_sum(layer(xt, training=True) * 3.0)
+    np.testing.assert_array_equal(tape.gradient(y, xt).numpy(), np.full(1000, 3.0, "float32"))

@@ -145,7 +145,9 @@ def test_bad_ema(small_splits, tmp_path):
         train(TrainConfig(train=str(tr), val=str(va), ema=1.0, output_dir=str(tmp_path / "x")))
 
 
-def test_quant_noise_trains_noisy_checkpoints_and_saves_plain_models(small_splits, tmp_path):
+@pytest.mark.parametrize(("flag", "other"), [("--quant-noise", "--fake-quant"), ("--fake-quant", "--quant-noise")])
+def test_training_for_int8_keeps_noisy_checkpoints_and_saves_plain_models(flag, other, small_splits, tmp_path):
+    from ferlite.quantnoise import FakeQuant, StepNoise, quant_noise_layer
     from ferlite.train import evaluate_arrays
 
     tr, va = small_splits
@@ -156,22 +158,28 @@ def test_quant_noise_trains_noisy_checkpoints_and_saves_plain_models(small_split
                                          str(epochs), "--batch-size", "32", "--warmup-epochs", "0", "--output-dir",
                                          str(out), *extra])
 
-    result = run(1, "--quant-noise")
+    result = run(1, flag)
     assert result.exit_code == 0, result.output
-    assert any(layer.name.endswith("_qnoise") for layer in load_keras_model(out / "last.keras").layers)
+    assert quant_noise_layer(load_keras_model(out / "last.keras")) is {"--quant-noise": StepNoise,
+                                                                       "--fake-quant": FakeQuant}[flag]
     for name in ("model.keras", "best_mae.keras", "best_major8.keras"):  # what is used and exported: no noise layer
         assert not [layer.name for layer in load_keras_model(out / name).layers if "noise" in layer.name], name
     (row,) = csv.DictReader(open(out / "history.csv"))
     valid, _ = evaluate_arrays(load_keras_model(out / "model.keras"), read_dataset(str(va)))
     assert valid["mae"] == pytest.approx(float(row["val_mae"]), abs=1e-6)  # the trained weights, copied out whole
-    assert json.loads((out / "model.json").read_text())["config"]["quant_noise"] is True
+    config = json.loads((out / "model.json").read_text())["config"]
+    assert (config["quant_noise"], config["fake_quant"]) == (flag == "--quant-noise", flag == "--fake-quant")
 
-    result = run(2, "--quant-noise", "--resume")
+    result = run(2, flag, "--resume")
     assert result.exit_code == 0, result.output
     assert history_epochs(out) == [1, 2]
-    result = run(3, "--resume")
+    for extra in ((), (other,)):
+        result = run(3, "--resume", *extra)
+        assert result.exit_code != 0
+        assert f"{out} was trained with {flag}: resume with the options of the original run" in result.output
+    result = run(1, flag, other)
     assert result.exit_code != 0
-    assert f"{out} was trained with --quant-noise: resume with the options of the original run" in result.output
+    assert "(--quant-noise, --fake-quant) are two ways of training for int8: choose one" in result.output
 
 
 # ---------------------------------------------------------------------------------------------------------------

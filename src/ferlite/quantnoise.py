@@ -1,20 +1,23 @@
-"""Noise-aware training for int8: uniform noise of one int8 step on every tensor that int8 inference rounds.
+"""Training for int8: the rounding of every tensor that int8 inference rounds, simulated in training.
 
 Full-integer TFLite models round the output of every batch normalisation and activation to one of 256 levels
 spread over that tensor's calibrated range. :func:`with_quant_noise` wraps each such layer so that, in training
-only, its output gets uniform noise one step wide (the step of the batch's range, 0 included, over 255, as
-int8 calibration measures it); the network learns weights that tolerate the rounding, a cheap stand-in for
-quantization-aware training. At inference the wrapped model computes exactly what the plain one does, and
-:func:`copy_to_plain` copies its weights into the plain architecture for saving and export.
+only, its output gets either uniform noise one step wide (:class:`StepNoise`, the step of the batch's range, 0
+included, over 255, as int8 calibration measures it: noise-aware training) or is rounded to 256 levels of a
+moving-average range with the gradient passed straight through (:class:`FakeQuant`: quantization-aware training
+of the activations). The network learns weights that tolerate the rounding. At inference the wrapped model
+computes exactly what the plain one does, and :func:`copy_to_plain` copies its weights into the plain
+architecture for saving and export.
 
-``ferlite-train --quant-noise`` uses it; ``benchmarks/quant_noise_probe.py`` measured what it buys.
+``ferlite-train --quant-noise`` and ``--fake-quant`` use them; ``benchmarks/quant_noise_probe.py`` measured what
+each buys.
 """
 
 from __future__ import annotations
 
 import keras
 
-__all__ = ["StepNoise", "copy_to_plain", "has_quant_noise", "inner_layers", "with_quant_noise"]
+__all__ = ["FakeQuant", "StepNoise", "copy_to_plain", "inner_layers", "quant_noise_layer", "with_quant_noise"]
 
 _SUFFIX = "_qnoise"
 _ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ReLU,
@@ -35,14 +38,48 @@ class StepNoise(keras.layers.Layer):
         return x + keras.random.uniform(ops.shape(x), -1.0, 1.0) * half
 
 
-def with_quant_noise(model: keras.Model) -> keras.Model:
-    """``model`` with a :class:`StepNoise` after each batch normalisation and activation layer. The layers are
-    shared: training the result trains ``model``'s weights."""
+@keras.saving.register_keras_serializable(package="ferlite")
+class FakeQuant(keras.layers.Layer):
+    """Rounds to one of 256 levels of a running range in training (the gradient passes straight through); the
+    identity at inference. The range, 0 included and exactly representable as int8 zero points make it, is a
+    moving average (``momentum``) of the batches' minima and maxima, as quantization-aware training keeps it."""
 
-    def wrap(layer):
-        if not isinstance(layer, _ROUNDED):
-            return layer
-        return keras.Sequential([layer, StepNoise(name=f"{layer.name}_noise")], name=f"{layer.name}{_SUFFIX}")
+    def __init__(self, momentum: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def build(self, input_shape):
+        self.low, self.high, self.seen = (self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                                          autocast=False, name=name)
+                                          for name in ("low", "high", "seen"))
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        ops = keras.ops
+        keep = ops.where(self.seen > 0, self.momentum, 0.0)  # the first batch sets the range
+        low = keep * self.low + (1 - keep) * ops.minimum(ops.min(ops.stop_gradient(x)), 0.0)
+        high = keep * self.high + (1 - keep) * ops.maximum(ops.max(ops.stop_gradient(x)), 0.0)
+        self.low.assign(low)
+        self.high.assign(high)
+        self.seen.assign(1.0)
+        step = ops.maximum(high - low, 1e-8) / 255.0
+        zero = ops.round(-low / step)
+        rounded = (ops.clip(ops.round(x / step) + zero, 0.0, 255.0) - zero) * step
+        return x + ops.stop_gradient(rounded - x)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+def with_quant_noise(model: keras.Model, layer: type[keras.layers.Layer] = StepNoise) -> keras.Model:
+    """``model`` with a :class:`StepNoise` (or ``layer``, e.g. :class:`FakeQuant`) after each batch normalisation
+    and activation layer. The layers are shared: training the result trains ``model``'s weights."""
+
+    def wrap(rounded):
+        if not isinstance(rounded, _ROUNDED):
+            return rounded
+        return keras.Sequential([rounded, layer(name=f"{rounded.name}_noise")], name=f"{rounded.name}{_SUFFIX}")
 
     return keras.models.clone_model(model, clone_function=wrap)
 
@@ -51,9 +88,10 @@ def _is_wrapper(layer) -> bool:
     return isinstance(layer, keras.Sequential) and layer.name.endswith(_SUFFIX)
 
 
-def has_quant_noise(model: keras.Model) -> bool:
-    """Whether ``model`` is a :func:`with_quant_noise` model (e.g. a ``--quant-noise`` training checkpoint)."""
-    return any(_is_wrapper(layer) for layer in model.layers)
+def quant_noise_layer(model: keras.Model) -> type[keras.layers.Layer] | None:
+    """The layer class a :func:`with_quant_noise` model (e.g. a ``--quant-noise`` or ``--fake-quant`` training
+    checkpoint) adds, :class:`StepNoise` or :class:`FakeQuant`; None for a plain model."""
+    return next((type(layer.layers[1]) for layer in model.layers if _is_wrapper(layer)), None)
 
 
 def inner_layers(model: keras.Model) -> list:

@@ -88,6 +88,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     temperature: float = 1.0
     quant_noise: bool = False
+    fake_quant: bool = False
     model_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -130,6 +131,9 @@ class TrainConfig:
             raise ValueError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
         if not 0 < self.temperature < math.inf:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.quant_noise and self.fake_quant:
+            raise ValueError("quant_noise and fake_quant (--quant-noise, --fake-quant) are two ways of training for "
+                             "int8: choose one")
         if not self.teacher and (self.teacher_flip or self.distill_weight != 0.5 or self.temperature != 1.0):
             raise ValueError("distill_weight, temperature and teacher_flip (--distill-weight, --temperature, "
                              "--teacher-flip) apply to distillation only: name the teacher(s) with --teacher")
@@ -552,7 +556,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
     import keras
     import tensorflow as tf
 
-    from ferlite.quantnoise import copy_to_plain, has_quant_noise, with_quant_noise
+    from ferlite.quantnoise import FakeQuant, StepNoise, copy_to_plain, quant_noise_layer, with_quant_noise
 
     replicas = strategy.num_replicas_in_sync
     read = dict(skip_bad=cfg.skip_bad, size=cfg.img_size, channels=cfg.channels)
@@ -577,6 +581,7 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         return create_model(cfg.model, alpha=cfg.alpha, input_size=cfg.img_size, channels=cfg.channels,
                             num_classes=n_cls, **cfg.model_kwargs)
 
+    noise_layer = FakeQuant if cfg.fake_quant else StepNoise if cfg.quant_noise else None
     start_epoch, state, rolled = 0, {}, False
     keras.utils.set_random_seed(cfg.seed)
     if cfg.resume:
@@ -587,10 +592,11 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
             log(f"state.json was one epoch behind the checkpoint (the run was killed while writing it): the "
                 f"checkpoint of epoch {start_epoch} is complete, continuing from it")
         model = load_keras_model(run_dir / "last.keras", compile=True)
-        noisy = has_quant_noise(model)
-        if noisy != cfg.quant_noise:
-            raise ValueError(f"{run_dir} was trained {'with' if noisy else 'without'} --quant-noise: resume with "
-                             "the options of the original run")
+        flags = {None: None, StepNoise: "--quant-noise", FakeQuant: "--fake-quant"}
+        trained, wanted = flags[quant_noise_layer(model)], flags[noise_layer]
+        if trained != wanted:
+            raise ValueError(f"{run_dir} was trained {f'with {trained}' if trained else f'without {wanted}'}: resume "
+                             "with the options of the original run")
         _sync_batch_norm(model, replicas > 1)
         if not (out / "history.csv").is_file():  # a worker's scratch folder
             shutil.copy(run_dir / "history.csv", out / "history.csv")
@@ -605,10 +611,10 @@ def _train(cfg: TrainConfig, strategy, out: Path, run_dir: Path, command: str | 
         if cfg.freeze_backbone:
             _set_backbone_trainable(model, False)
             log(f"backbone frozen for {cfg.freeze_backbone} epoch(s): training the head only")
-        if cfg.quant_noise:
-            model = with_quant_noise(model)
+        if noise_layer is not None:
+            model = with_quant_noise(model, noise_layer)
         model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), metrics=M.keras_metrics())
-    plain = build() if cfg.quant_noise else None  # what is saved: the trained weights without the noise layers
+    plain = build() if noise_layer is not None else None  # what is saved: the trained weights without noise layers
 
     def saveable():
         return copy_to_plain(model, plain) if plain is not None else model

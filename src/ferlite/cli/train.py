@@ -96,6 +96,10 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--quant-noise", is_flag=True,
               help="Noise-aware training for int8 export: uniform noise of one int8 step on the output of every "
                    "batch normalisation and activation, in training only (ferlite.quantnoise).")
+@click.option("--fake-quant", is_flag=True,
+              help="Quantization-aware training for int8 export: the output of every batch normalisation and "
+                   "activation rounded, in training only, to 256 levels of a moving-average range, the gradient "
+                   "passed straight through (ferlite.quantnoise). Not with --quant-noise.")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.train import TrainConfig, train
