@@ -166,14 +166,14 @@ def test_bundled_int8_parity_on_fer2013valid(bundled_int8, valid_faces):
 
 
 @pytest.mark.parametrize(("name", "limits"), [("ferplus-mfn-1.0", (0.0015, 0.008, 0.008)),
-                                             ("ferplus-mfn-0.5", (0.003, 0.02, 0.02))])
+                                             ("ferplus-mfn-0.5", (0.0035, 0.01, 0.01))])
 def test_bundled_int8_files_parity_on_fer2013valid(name, limits, valid_faces):
     """Each bundled int8 file (calibrated on 1,000 FER2013Train faces) against its bundled .keras model, on all of
     FER2013Valid. The default, trained with --quant-noise, is held to the limits of issue 14 (0.0015 MAE, 0.8
-    points); measured (MAE, top-1, major8): +0.0012, -0.28 and -0.16 points. The fast model: +0.0029, -1.48 and
-    -1.60 points, whatever the calibration (300 to 3,000 faces, docs/model_card.md): the small network loses more
-    to int8, so its limit for the two accuracies is 2 points, not 1 (and its int8 file is still better than the
-    previous fast file on all three: 0.0614 / 80.0% / 83.8% against 0.0641 / 78.8% / 82.1%)."""
+    points); measured (MAE, top-1, major8): +0.0012, -0.28 and -0.16 points. The fast model, trained with
+    --fake-quant: +0.0032, -0.39 and -0.22 points, so 1 point for the accuracies (its previous file, trained
+    without, lost 1.48 and 1.60 and was held to 2) and 0.0035 MAE (that file lost 0.0029: the new Keras model's MAE
+    is 0.0007 better and its int8 file's 0.0004 better, 0.0610 against 0.0614)."""
     x = valid_faces.images[..., None]
     keras_p = load_predictor(PRETRAINED / f"{name}.keras").predict(x)
     int8_p = load_predictor(PRETRAINED / f"{name}-int8.tflite").predict(x)
