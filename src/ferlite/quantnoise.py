@@ -27,7 +27,13 @@ _ROUNDED = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layer
 @keras.saving.register_keras_serializable(package="ferlite")
 class StepNoise(keras.layers.Layer):
     """Adds uniform noise in [-step/2, step/2] in training, with ``step`` = the batch's range (0 included) / 255;
-    the identity at inference."""
+    the identity at inference. ``seed`` seeds the layer's own generator (as ``keras.layers.Dropout`` does, which
+    also lets it run under ``tf.distribute``); None draws it from Keras's global seed."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=False):
         if not training:
@@ -35,14 +41,17 @@ class StepNoise(keras.layers.Layer):
         ops = keras.ops
         span = ops.maximum(ops.max(x), 0.0) - ops.minimum(ops.min(x), 0.0)
         half = ops.stop_gradient(span) / 510.0
-        return x + keras.random.uniform(ops.shape(x), -1.0, 1.0) * half
+        return x + keras.random.uniform(ops.shape(x), -1.0, 1.0, seed=self.seed_generator) * half
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="ferlite")
 class FakeQuant(keras.layers.Layer):
     """Rounds to one of 256 levels of a running range in training (the gradient passes straight through); the
-    identity at inference. The range, 0 included and exactly representable as int8 zero points make it, is a
-    moving average (``momentum``) of the batches' minima and maxima, as quantization-aware training keeps it."""
+    identity at inference. The range is a moving average (``momentum``) of the batches' minima and maxima, as
+    quantization-aware training keeps it; it holds 0, and 0 is one of the levels, as int8 zero points make it."""
 
     def __init__(self, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)

@@ -315,7 +315,7 @@ def _sync_batch_norm(model, on: bool) -> None:
 
     from ferlite.quantnoise import inner_layers
 
-    for layer in inner_layers(model):  # also inside --quant-noise wrappers
+    for layer in inner_layers(model):  # also inside --quant-noise and --fake-quant wrappers
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = on
 
