@@ -1,6 +1,11 @@
 """Noise-aware training: the noise is one int8 step wide and only in training; training it trains the plain
 model's weights, which come back out into the plain architecture unchanged."""
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -88,3 +93,49 @@ def test_fake_quant_rounds_to_256_levels_of_its_moving_range_with_a_straight_thr
         tape.watch(xt)
         y = tf.reduce_sum(layer(xt, training=True) * 3.0)
     np.testing.assert_array_equal(tape.gradient(y, xt).numpy(), np.full(1000, 3.0, "float32"))
+
+
+TWO_REPLICA_SCRIPT = """
+import json
+import keras
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ferlite.quantnoise import FakeQuant, StepNoise, with_quant_noise
+
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype("float32")
+y = np.full((8, 3), 1 / 3, dtype="float32")
+result = {}
+for layer in (StepNoise, FakeQuant):
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        inputs = keras.Input((8, 8, 1))
+        h = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs)))
+        plain = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+        noisy = with_quant_noise(plain, layer)
+        noisy.compile(optimizer="adam", loss="categorical_crossentropy")
+        loss = noisy.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0]  # one step of 2 x 4 faces
+    added = [wrapper.layers[1] for wrapper in noisy.layers if isinstance(wrapper, keras.Sequential)]
+    ranges = [(float(q.low.numpy()), float(q.high.numpy())) for q in added if isinstance(q, FakeQuant)]
+    result[layer.__name__] = [float(loss), ranges]
+print(json.dumps(result))
+"""
+
+
+def test_training_on_two_replicas(tmp_path):
+    """Both layers train under MirroredStrategy (two logical CPUs), as ``ferlite-train --strategy mirrored`` runs
+    them: StepNoise draws from its own seed generator (one created per call was refused, 'tf.function only
+    supports singleton tf.Variables') and FakeQuant updates its range in each replica."""
+    script = tmp_path / "two_replicas.py"
+    script.write_text(TWO_REPLICA_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"StepNoise", "FakeQuant"}
+    assert all(np.isfinite(loss) for loss, _ in result.values())
+    assert result["StepNoise"][1] == []
+    ranges = result["FakeQuant"][1]  # the batch norm's output and the ReLU's: one step set each range, 0 in it
+    assert len(ranges) == 2 and all(low <= 0 < high for low, high in ranges), ranges

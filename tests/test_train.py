@@ -170,16 +170,17 @@ def test_training_for_int8_keeps_noisy_checkpoints_and_saves_plain_models(flag, 
     config = json.loads((out / "model.json").read_text())["config"]
     assert (config["quant_noise"], config["fake_quant"]) == (flag == "--quant-noise", flag == "--fake-quant")
 
-    result = run(2, flag, "--resume")
-    assert result.exit_code == 0, result.output
-    assert history_epochs(out) == [1, 2]
-    for extra in ((), (other,)):
+    for extra in ((), (other,)):  # refused before any training
         result = run(3, "--resume", *extra)
         assert result.exit_code != 0
         assert f"{out} was trained with {flag}: resume with the options of the original run" in result.output
     result = run(1, flag, other)
     assert result.exit_code != 0
     assert "(--quant-noise, --fake-quant) are two ways of training for int8: choose one" in result.output
+    if flag == "--quant-noise":  # resuming is the same code for both: once is enough
+        result = run(2, flag, "--resume")
+        assert result.exit_code == 0, result.output
+        assert history_epochs(out) == [1, 2]
 
 
 # ---------------------------------------------------------------------------------------------------------------
