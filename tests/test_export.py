@@ -13,7 +13,14 @@ from click.testing import CliRunner
 from ferlite import metrics as M
 from ferlite import weights
 from ferlite.cli import main
-from ferlite.export import QUANTIZE_MODES, calibration_faces, default_output, export_tflite, float_fallbacks
+from ferlite.export import (
+    QUANTIZE_MODES,
+    calibration_faces,
+    default_output,
+    export_tflite,
+    float_fallbacks,
+    logit_slope,
+)
 from ferlite.labels import votes_to_targets
 from ferlite.runtime import load_predictor
 
@@ -120,6 +127,34 @@ def test_int8_export_tracks_keras(exports, trained_small, valid_faces):
     assert agree.mean() > 0.93 and agree[clear].mean() > 0.97 and clear.mean() > 0.8
 
 
+def test_int8_export_undoes_the_shrink_of_the_logits(exports, trained_small, image_folder, valid_faces, tmp_path):
+    """On LiteRT's default kernels the plain int8 conversion of the fast model shrinks its logits (slope 0.946 on
+    FER2013Train with 1,000 calibration faces; here 100 faces of another folder); the export scales the last layer
+    to undo it. Checked on faces that calibrated neither file."""
+    from ferlite.modelfile import load_keras_model
+
+    model = load_keras_model(trained_small)
+    faces = valid_faces.images[:1000, :, :, None]
+    corrected = json.loads(exports["int8"].with_suffix(".json").read_text())["logit_correction"]
+    assert corrected["applied"] and corrected["slope"] < 0.97
+    assert corrected["factor"] == pytest.approx(1 / corrected["slope"], abs=2e-4)
+    assert abs(corrected["slope_after"] - 1) < 0.005
+    assert abs(logit_slope(model, exports["int8"].read_bytes(), faces) - 1) < 0.01
+
+    plain = tmp_path / "plain-int8.tflite"
+    res = CliRunner().invoke(main, ["export", "--model", str(trained_small), "--quantize", "int8", "--output",
+                                    str(plain), "--calibration-data", str(image_folder), "--num-calibration", "100",
+                                    "--no-logit-correction"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(plain.with_suffix(".json").read_text())["logit_correction"]
+    assert record == {"applied": False, "slope": corrected["slope"]}  # the same first conversion, measured alike
+    assert logit_slope(model, plain.read_bytes(), faces) < 0.97
+    # the flattening it undoes: the plain file's top probabilities are lower than the Keras model's on average
+    keras_top = load_predictor(trained_small).predict(faces).max(axis=1).mean()
+    assert load_predictor(plain).predict(faces).max(axis=1).mean() < keras_top - 0.01
+    assert abs(load_predictor(exports["int8"]).predict(faces).max(axis=1).mean() - keras_top) < 0.01
+
+
 @pytest.fixture(scope="module")
 def bundled_int8(ferplus_valid, tmp_path_factory, module_home) -> Path:
     """``ferlite export --format tflite --quantize int8`` with every default: the default model, the default
@@ -166,14 +201,13 @@ def test_bundled_int8_parity_on_fer2013valid(bundled_int8, valid_faces):
 
 
 @pytest.mark.parametrize(("name", "limits"), [("ferplus-mfn-1.0", (0.0015, 0.008, 0.008)),
-                                             ("ferplus-mfn-0.5", (0.0035, 0.01, 0.01))])
+                                             ("ferplus-mfn-0.5", (0.002, 0.01, 0.01))])
 def test_bundled_int8_files_parity_on_fer2013valid(name, limits, valid_faces):
-    """Each bundled int8 file (calibrated on 1,000 FER2013Train faces) against its bundled .keras model, on all of
-    FER2013Valid. The default, trained with --quant-noise, is held to the limits of issue 14 (0.0015 MAE, 0.8
-    points); measured (MAE, top-1, major8): +0.0012, -0.28 and -0.16 points. The fast model, trained with
-    --fake-quant: +0.0032, -0.39 and -0.22 points, so 1 point for the accuracies (its previous file, trained
-    without, lost 1.48 and 1.60 and was held to 2) and 0.0035 MAE (that file lost 0.0029: the new Keras model's MAE
-    is 0.0007 better and its int8 file's 0.0004 better, 0.0610 against 0.0614)."""
+    """Each bundled int8 file (calibrated on 1,000 FER2013Train faces, logits corrected) against its bundled .keras
+    model, on all of FER2013Valid. The default, trained with --quant-noise, is held to the limits of issue 14 (0.0015
+    MAE, 0.8 points); measured (MAE, top-1, major8): +0.0007, -0.28 and -0.16 points (+0.0012 before the logit
+    correction). The fast model, trained with --fake-quant: +0.0015, -0.39 and -0.22 points (+0.0032 before), held
+    to 0.002 MAE and 1 point (its file before --fake-quant lost 1.48 and 1.60 points)."""
     x = valid_faces.images[..., None]
     keras_p = load_predictor(PRETRAINED / f"{name}.keras").predict(x)
     int8_p = load_predictor(PRETRAINED / f"{name}-int8.tflite").predict(x)

@@ -21,8 +21,11 @@ from ferlite.export import QUANTIZE_MODES
               help="int8: a FER+ split folder or a folder of face images (default: ../shared FER2013Valid).")
 @click.option("--num-calibration", type=click.IntRange(min=1), default=300, show_default=True,
               help="int8: how many faces calibrate the activation ranges.")
+@click.option("--logit-correction/--no-logit-correction", default=True, show_default=True,
+              help="int8: scale the last layer so that the int8 logits are not shrunk against the Keras model's "
+                   "(measured on the calibration faces; the sidecar records it).")
 def export_cmd(model: str | None, fmt: str, quantize: str, output: str | None, calibration_data: str | None,
-               num_calibration: int) -> None:
+               num_calibration: int, logit_correction: bool) -> None:
     """Export a Keras model to TFLite for LiteRT (Raspberry Pi and other edge boxes)."""
     from ferlite import weights
     from ferlite.export import default_output, export_tflite
@@ -30,7 +33,7 @@ def export_cmd(model: str | None, fmt: str, quantize: str, output: str | None, c
     try:
         out = output or default_output(weights.resolve_model(model), quantize)
         path = export_tflite(model, out, quantize, calibration_data=calibration_data,
-                             num_calibration=num_calibration)
+                             num_calibration=num_calibration, correct_logits=logit_correction)
     except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes, {fmt}, quantize={quantize}) "
