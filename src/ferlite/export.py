@@ -159,17 +159,18 @@ def _softmax_head(model):
     return last if isinstance(last, keras.layers.Dense) and is_softmax else None
 
 
-def logit_slope(model, tflite: bytes, faces: np.ndarray) -> float | None:
+def logit_slope(model, tflite: bytes, faces: np.ndarray, builtin_kernels: bool = False) -> float | None:
     """How the int8 model ``tflite`` scales the logits of the Keras ``model`` it was converted from, over
     ``faces`` (uint8 ``(N, S, S, C)``): the least-squares slope of its logits (the input of its softmax) on the
     Keras model's, both centred on each face's mean (softmax ignores a shift). 1 means no systematic shrink.
-    Run with LiteRT's default kernels (XNNPACK), as :mod:`ferlite.litert` runs the model: TFLite's built-in
-    kernels round differently (the bundled fast model's int8 file had slope 0.946 on XNNPACK, 1.056 on them).
+    Run with LiteRT's default kernels (XNNPACK), as :mod:`ferlite.litert` runs the model, or with TFLite's
+    built-in kernels (``builtin_kernels``, as runtimes without XNNPACK run it), which round differently: the
+    plain int8 file of the bundled fast model has slope 0.946 on XNNPACK and 1.056 on them.
 
     None when ``model`` does not end in a softmax dense layer or its logits do not vary over ``faces``.
     """
     import keras
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     head = _softmax_head(model)
     if head is None:
@@ -179,7 +180,9 @@ def logit_slope(model, tflite: bytes, faces: np.ndarray) -> float | None:
     keras_logits = features @ head.kernel.numpy() + (head.bias.numpy() if head.use_bias else 0.0)
     with warnings.catch_warnings():  # "preserve_all_tensors ... is intended for debugging": it is used for that
         warnings.simplefilter("ignore", UserWarning)
-        interp = Interpreter(model_content=bytes(tflite), experimental_preserve_all_tensors=True)
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
+        interp = Interpreter(model_content=bytes(tflite), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=resolver)
     (softmax,) = [op for op in interp._get_ops_details() if op["op_name"] == "SOFTMAX"]
     logits_index = softmax["inputs"][0]
     inp = interp.get_input_details()[0]

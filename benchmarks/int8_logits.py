@@ -1,0 +1,96 @@
+"""How int8 conversion scales a model's logits, and what undoing it (``ferlite export``'s logit correction) buys.
+
+For each ``--model`` (registered names or ``.keras`` files; default both bundled Keras models) the model is
+exported to int8 twice with :func:`ferlite.export.export_tflite`, calibrated as the bundled files are
+(``--num-calibration`` faces of ``--calibration-data``, seed 0): once plain (``correct_logits=False``) and once
+with the correction (the default). For the Keras model and each file it prints, on a FER+ split (``--data``):
+
+* ``slope``: :func:`ferlite.export.logit_slope` of the file against the Keras model, on the calibration faces and
+  on the ``--data`` faces, with LiteRT's default kernels (XNNPACK, what :mod:`ferlite.litert` runs) and with
+  TFLite's built-in kernels (what a runtime without XNNPACK runs);
+* seed9 MAE, top-1 and major8 accuracy of the probabilities, computed with each of the two kernel sets, and the
+  mean top probability (a flattened output has a lower one).
+
+Usage::
+
+    python benchmarks/int8_logits.py --data FER2013Valid --calibration-data FER2013Train \\
+        [--model ferplus-mfn-0.5 --model ferplus-mfn-1.0] [--num-calibration 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+KERNELS = {"xnnpack": False, "builtin": True}  # label -> logit_slope's builtin_kernels
+
+
+def tflite_probs(path: Path, faces: np.ndarray, builtin_kernels: bool) -> np.ndarray:
+    """Probabilities of an int8 ``.tflite`` file on ``faces`` (one batched call), renormalised as ferlite does."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    it.resize_tensor_input(inp["index"], list(faces.shape))
+    it.allocate_tensors()
+    it.set_tensor(inp["index"], faces)
+    it.invoke()
+    scale, zero_point = out["quantization"]
+    p = (it.get_tensor(out["index"]).astype(np.float64) - zero_point) * scale
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="FER+ split folder to score on (e.g. FER2013Valid)")
+    parser.add_argument("--calibration-data", required=True, help="FER+ split folder for calibration faces")
+    parser.add_argument("--model", action="append", help="registered name or .keras file (repeatable)")
+    parser.add_argument("--num-calibration", type=int, default=1000)
+    args = parser.parse_args()
+
+    from ferlite.data import read_ferplus_folder
+    from ferlite.evaluate import score
+    from ferlite.export import calibration_faces, export_tflite, logit_slope
+    from ferlite.labels import FERPLUS_CLASSES
+    from ferlite.modelfile import load_keras_model
+    from ferlite.runtime import load_predictor
+    from ferlite.weights import resolve_model
+
+    split = read_ferplus_folder(args.data)
+    faces = split.images[..., None]
+    calib, _ = calibration_faces(args.calibration_data, args.num_calibration, seed=0)
+    print(f"{args.data} ({len(faces)} faces); calibration {len(calib)} faces of {args.calibration_data}; "
+          f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} CPUs")
+    print("| model | file | kernels | slope (calibration) | slope (scored faces) | MAE | top-1 | major8 | mean top p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def row(name, label, kernels, slopes, probs):
+        s = score(split.votes, probs, FERPLUS_CLASSES[:9])
+        print(f"| {name} | {label} | {kernels} | {slopes} | {s['mae']:.4f} | {100 * s['top1']:.2f}% "
+              f"| {100 * s['major8_acc']:.2f}% | {probs.max(axis=1).mean():.4f} |")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.model or ["ferplus-mfn-0.5", "ferplus-mfn-1.0"]:
+            model = load_keras_model(resolve_model(name))
+            row(name, "Keras", "", " | ", load_predictor(name).predict(faces))
+            for label, correct in (("int8, plain", False), ("int8, corrected", True)):
+                path = export_tflite(name, Path(tmp) / f"{label[6:]}.tflite", "int8",
+                                     calibration_data=args.calibration_data, num_calibration=args.num_calibration,
+                                     correct_logits=correct)
+                content = path.read_bytes()
+                for kernels, builtin in KERNELS.items():
+                    slopes = (f"{logit_slope(model, content, calib, builtin):.4f} | "
+                              f"{logit_slope(model, content, faces, builtin):.4f}")
+                    row(name, label, kernels, slopes, tflite_probs(path, faces, builtin))
+
+
+if __name__ == "__main__":
+    main()
