@@ -185,14 +185,18 @@ def logit_slope(model, tflite: bytes, faces: np.ndarray, builtin_kernels: bool =
                              experimental_op_resolver_type=resolver)
     (softmax,) = [op for op in interp._get_ops_details() if op["op_name"] == "SOFTMAX"]
     logits_index = softmax["inputs"][0]
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], list(faces.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], faces.astype(inp["dtype"]))
-    interp.invoke()
     (detail,) = [t for t in interp.get_tensor_details() if t["index"] == logits_index]
     scale, zero_point = detail["quantization"]
-    int8_logits = (interp.get_tensor(logits_index).astype(np.float64) - zero_point) * scale
+    inp = interp.get_input_details()[0]
+    chunks = []
+    for start in range(0, len(faces), 256):  # every intermediate tensor is kept: bound the batch
+        chunk = faces[start:start + 256].astype(inp["dtype"])
+        interp.resize_tensor_input(inp["index"], list(chunk.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], chunk)
+        interp.invoke()
+        chunks.append((interp.get_tensor(logits_index).astype(np.float64) - zero_point) * scale)
+    int8_logits = np.concatenate(chunks)
     a = keras_logits - keras_logits.mean(axis=1, keepdims=True)
     b = int8_logits - int8_logits.mean(axis=1, keepdims=True)
     if (a * a).mean() < 1e-8:
@@ -330,14 +334,12 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     model = load_keras_model(src)
     source_info = model_info(src)
     size, channels, classes = check_signature(src, source_info, model.input_shape, model.output_shape)
-    faces, calib_dir = None, None
     if quantize == "int8":
         faces, calib_dir = calibration_faces(calibration_data, num_calibration, size=size, channels=channels,
                                              seed=seed)
-    if quantize == "int8":
         content, correction = _convert_int8(model, faces, correct_logits)
     else:
-        content = _strip_names(_convert(model, quantize, faces))
+        content = _strip_names(_convert(model, quantize, None))
     inp, outp = _check_tflite(content, quantize)
 
     sidecar = {
