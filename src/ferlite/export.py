@@ -37,6 +37,7 @@ from ferlite._atomic import atomic_path
 from ferlite.images import IMAGE_SUFFIXES
 
 __all__ = [
+    "LEAKY_RELU_FORMS",
     "QUANTIZE_MODES",
     "calibration_faces",
     "default_calibration_dir",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 QUANTIZE_MODES = ("none", "float16", "int8")
+LEAKY_RELU_FORMS = ("op", "max")
 _SUFFIX = {"none": "-fp32", "float16": "-fp16", "int8": "-int8"}
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 _SLOPES_CORRECTED = (0.5, 2.0)  # a slope outside this is no rounding effect: the model is left as it is
@@ -204,10 +206,10 @@ def logit_slope(model, tflite: bytes, faces: np.ndarray, builtin_kernels: bool =
     return float((a * b).sum() / (a * a).sum())
 
 
-def _convert_int8(model, faces: np.ndarray, correct_logits: bool) -> tuple[bytes, dict]:
+def _convert_int8(model, faces: np.ndarray, correct_logits: bool, leaky_relu: str = "op") -> tuple[bytes, dict]:
     """Convert to int8 and, when asked and possible, once more with the last dense layer scaled by 1 / the
     logit slope of the first conversion; the bytes and what was done (the sidecar's ``logit_correction``)."""
-    content = _strip_names(_convert(model, "int8", faces))
+    content = _strip_names(_convert(model, "int8", faces, leaky_relu))
     slope = logit_slope(model, content, faces)
     record = {"applied": False, "slope": None if slope is None else round(slope, 4)}
     head = _softmax_head(model)
@@ -216,7 +218,7 @@ def _convert_int8(model, faces: np.ndarray, correct_logits: bool) -> tuple[bytes
     weights = head.get_weights()
     head.set_weights([w / slope for w in weights])
     try:
-        content = _strip_names(_convert(model, "int8", faces))
+        content = _strip_names(_convert(model, "int8", faces, leaky_relu))
     finally:
         head.set_weights(weights)
     corrected = logit_slope(model, content, faces)
@@ -228,19 +230,33 @@ def _check_mode(quantize: str) -> None:
         raise ValueError(f"unknown quantize mode {quantize!r}; expected one of {', '.join(QUANTIZE_MODES)}")
 
 
-def _float_input_twin(model):
-    """The same layers (shared weights) behind a float32 input, so int8 conversion needs no CAST."""
+def _float_input_twin(model, leaky_relu: str = "op"):
+    """The same layers (shared weights) behind a float32 input, so int8 conversion needs no CAST; with
+    ``leaky_relu="max"`` each LeakyReLU layer computed as ``maximum(x, slope * x)`` (see :func:`export_tflite`)."""
     import keras
 
+    class MaxLeakyReLU(keras.layers.Layer):
+        def __init__(self, negative_slope: float, **kwargs):
+            super().__init__(**kwargs)
+            self.negative_slope = negative_slope
+
+        def call(self, x):
+            return keras.ops.maximum(x, self.negative_slope * x)
+
+    def same_or_max(layer):
+        if leaky_relu == "max" and isinstance(layer, keras.layers.LeakyReLU) and 0 <= layer.negative_slope <= 1:
+            return MaxLeakyReLU(float(layer.negative_slope), name=layer.name)
+        return layer
+
     inp = keras.Input(shape=model.input_shape[1:], dtype="float32", name=model.inputs[0].name)
-    return keras.models.clone_model(model, input_tensors=inp, clone_function=lambda layer: layer)
+    return keras.models.clone_model(model, input_tensors=inp, clone_function=same_or_max)
 
 
-def _convert(model, quantize: str, faces: np.ndarray | None) -> bytes:
+def _convert(model, quantize: str, faces: np.ndarray | None, leaky_relu: str = "op") -> bytes:
     import tensorflow as tf
 
     if quantize == "int8":
-        model = _float_input_twin(model)
+        model = _float_input_twin(model, leaky_relu)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -292,7 +308,7 @@ def _check_tflite(content: bytes, quantize: str) -> tuple[dict, dict]:
 
 def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os.PathLike, quantize: str = "none",
                   calibration_data: str | os.PathLike | None = None, num_calibration: int = 300,
-                  seed: int = 0, correct_logits: bool = True) -> Path:
+                  seed: int = 0, correct_logits: bool = True, leaky_relu: str = "op") -> Path:
     """Export a Keras model to ``output`` (a ``.tflite`` path) and write its sidecar ``output.json``.
 
     Args:
@@ -305,14 +321,18 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         seed: int8 only: which faces are drawn.
         correct_logits: int8 only: undo the int8 graph's shrink of the logits, measured on the calibration faces
             (see the module docstring); the sidecar's ``logit_correction`` records the slope and the factor.
+        leaky_relu: int8 only: ``"op"`` converts each LeakyReLU to TFLite's LEAKY_RELU op; ``"max"`` computes it as
+            ``maximum(x, slope * x)`` (MUL and MAXIMUM ops). The int8 LEAKY_RELU op is rounded differently by
+            XNNPACK and by TFLite's built-in kernels (for the bundled fast model, 1.1 points of top-1 apart); the
+            max form scores alike on both (80.6% and 80.5%), with a lower MAE, and runs 22% to 24% slower.
 
     Returns:
         The path of the written ``.tflite`` file.
 
     Raises:
-        ValueError: unknown ``quantize``, an output not ending in ``.tflite``, a model that is not a usable
-            ``.keras`` file (see :func:`ferlite.modelfile.load_keras_model`), a sidecar that disagrees with it,
-            or unusable calibration data.
+        ValueError: unknown ``quantize`` or ``leaky_relu``, an output not ending in ``.tflite``, a model that is
+            not a usable ``.keras`` file (see :func:`ferlite.modelfile.load_keras_model`), a sidecar that disagrees
+            with it, or unusable calibration data.
         FileNotFoundError: the model or the calibration folder does not exist.
         RuntimeError: the int8 graph is not fully integer.
     """
@@ -320,6 +340,8 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     from ferlite.sidecar import check_signature, model_info, write_sidecar
 
     _check_mode(quantize)
+    if leaky_relu not in LEAKY_RELU_FORMS:
+        raise ValueError(f"unknown leaky_relu form {leaky_relu!r}; expected one of {', '.join(LEAKY_RELU_FORMS)}")
     out = Path(output)
     if out.suffix != ".tflite":
         raise ValueError(f"output must be a .tflite file, got {str(out)!r}")
@@ -337,7 +359,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     if quantize == "int8":
         faces, calib_dir = calibration_faces(calibration_data, num_calibration, size=size, channels=channels,
                                              seed=seed)
-        content, correction = _convert_int8(model, faces, correct_logits)
+        content, correction = _convert_int8(model, faces, correct_logits, leaky_relu)
     else:
         content = _strip_names(_convert(model, quantize, None))
     inp, outp = _check_tflite(content, quantize)
@@ -360,6 +382,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
     if quantize == "int8":
         sidecar["calibration"] = {"data": calib_dir.name, "faces": len(faces), "seed": seed}
         sidecar["logit_correction"] = correction
+        sidecar["leaky_relu"] = leaky_relu
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_bytes(content)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ferlite.export import QUANTIZE_MODES
+from ferlite.export import LEAKY_RELU_FORMS, QUANTIZE_MODES
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,8 +24,11 @@ from ferlite.export import QUANTIZE_MODES
 @click.option("--logit-correction/--no-logit-correction", default=True, show_default=True,
               help="int8: scale the last layer so that the int8 logits are not shrunk against the Keras model's "
                    "(measured on the calibration faces; the sidecar records it).")
+@click.option("--leaky-relu", type=click.Choice(LEAKY_RELU_FORMS), default="op", show_default=True,
+              help="int8: op: TFLite's LEAKY_RELU op; max: maximum(x, slope * x), which scores the same on XNNPACK "
+                   "and on TFLite's built-in kernels, and more accurately, 22% to 24% slower.")
 def export_cmd(model: str | None, fmt: str, quantize: str, output: str | None, calibration_data: str | None,
-               num_calibration: int, logit_correction: bool) -> None:
+               num_calibration: int, logit_correction: bool, leaky_relu: str) -> None:
     """Export a Keras model to TFLite for LiteRT (Raspberry Pi and other edge boxes)."""
     from ferlite import weights
     from ferlite.export import default_output, export_tflite
@@ -33,7 +36,7 @@ def export_cmd(model: str | None, fmt: str, quantize: str, output: str | None, c
     try:
         out = output or default_output(weights.resolve_model(model), quantize)
         path = export_tflite(model, out, quantize, calibration_data=calibration_data,
-                             num_calibration=num_calibration, correct_logits=logit_correction)
+                             num_calibration=num_calibration, correct_logits=logit_correction, leaky_relu=leaky_relu)
     except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes, {fmt}, quantize={quantize}) "
