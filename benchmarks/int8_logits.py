@@ -33,23 +33,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-KERNELS = {"xnnpack": False, "builtin": True}  # label -> logit_slope's builtin_kernels
-
-
-def tflite_probs(path: Path, faces: np.ndarray, builtin_kernels: bool) -> np.ndarray:
-    """Probabilities of an int8 ``.tflite`` file on ``faces`` (one batched call), renormalised as ferlite does."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    it.resize_tensor_input(inp["index"], list(faces.shape))
-    it.allocate_tensors()
-    it.set_tensor(inp["index"], faces)
-    it.invoke()
-    scale, zero_point = out["quantization"]
-    p = (it.get_tensor(out["index"]).astype(np.float64) - zero_point) * scale
-    return p / p.sum(axis=1, keepdims=True)
+KERNELS = {"xnnpack": False, "builtin": True}  # label -> builtin_kernels of logit_slope and litert_predictor
 
 
 def faces_per_second(paths: list[Path], faces: np.ndarray, rounds: int = 3, calls: int = 500) -> list[float]:
@@ -87,9 +71,10 @@ def main() -> None:
     from ferlite.evaluate import score
     from ferlite.export import calibration_faces, export_tflite, logit_slope
     from ferlite.labels import FERPLUS_CLASSES
+    from ferlite.litert import litert_predictor
     from ferlite.modelfile import load_keras_model
     from ferlite.runtime import load_predictor
-    from ferlite.weights import resolve_model
+    from ferlite.weights import resolve_model, sidecar_for
 
     split = read_ferplus_folder(args.data)
     faces = split.images[..., None]
@@ -122,7 +107,8 @@ def main() -> None:
                     slopes = (f"{logit_slope(model, content, calib, builtin):.4f} | "
                               f"{logit_slope(model, content, faces, builtin):.4f}")
                     speed = f"{speeds[label]:,.0f}" if not builtin else ""
-                    row(name, label, kernels, slopes, tflite_probs(path, faces, builtin), speed)
+                    probs = litert_predictor(path, sidecar_for(path), builtin_kernels=builtin).predict(faces)
+                    row(name, label, kernels, slopes, probs, speed)
 
 
 if __name__ == "__main__":

@@ -285,7 +285,9 @@ def test_int8_leaky_relu_as_max_scores_alike_on_both_kernel_sets(exports, traine
     far less than on the op. Measured on these 1,000 faces (2-core x86_64; 100 calibration faces of another folder):
     mean |XNNPACK - built-in| 0.0064 for the max form against 0.0159 for the op; top classes differ on 3.4% and
     7.8% of the faces (the forms' other rounding, one step here and there, still differs between the kernels)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ferlite.litert import litert_predictor
 
     with pytest.raises(ValueError, match="unknown leaky_relu form 'min'; expected one of op, max"):
         export_tflite(trained_small, tmp_path / "x.tflite", "int8", leaky_relu="min")
@@ -296,19 +298,10 @@ def test_int8_leaky_relu_as_max_scores_alike_on_both_kernel_sets(exports, traine
     assert float_fallbacks(path) == []
     faces = valid_faces.images[:1000, :, :, None]
 
-    def probs(file: Path, resolver) -> np.ndarray:
-        it = Interpreter(model_path=str(file), experimental_op_resolver_type=resolver)
-        ops = {op["op_name"] for op in it._get_ops_details()}
-        it.resize_tensor_input(it.get_input_details()[0]["index"], list(faces.shape))
-        it.allocate_tensors()
-        it.set_tensor(it.get_input_details()[0]["index"], faces)
-        it.invoke()
-        return ops, it.get_tensor(it.get_output_details()[0]["index"]) / 256
-
     gaps = {}
     for form, file in (("max", path), ("op", exports["int8"])):  # the same model and calibration, two forms
-        ops, fast = probs(file, OpResolverType.AUTO)
-        _, builtin = probs(file, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        ops = {op["op_name"] for op in Interpreter(model_path=str(file))._get_ops_details()}
+        fast, builtin = (litert_predictor(file, {}, builtin_kernels=b).predict(faces) for b in (False, True))
         assert ("LEAKY_RELU" in ops) == (form == "op") and ("MAXIMUM" in ops) == (form == "max")
         gaps[form] = (np.abs(fast - builtin).mean(), (fast.argmax(1) != builtin.argmax(1)).mean())
     assert gaps["max"][0] < 0.6 * gaps["op"][0] and gaps["max"][1] < 0.75 * gaps["op"][1], gaps

@@ -171,15 +171,24 @@ def logit_slope(model, tflite: bytes, faces: np.ndarray, builtin_kernels: bool =
 
     None when ``model`` does not end in a softmax dense layer or its logits do not vary over ``faces``.
     """
-    import keras
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     head = _softmax_head(model)
     if head is None:
         return None
-    x = faces.astype(np.float32)
-    features = keras.Model(model.inputs, head.input).predict(x, batch_size=256, verbose=0)
-    keras_logits = features @ head.kernel.numpy() + (head.bias.numpy() if head.use_bias else 0.0)
+    return _slope(_keras_logits(model, head, faces), _int8_logits(tflite, faces, builtin_kernels))
+
+
+def _keras_logits(model, head, faces: np.ndarray) -> np.ndarray:
+    """The logits of ``model`` on ``faces``: the input of its softmax ``head`` (its last layer)."""
+    import keras
+
+    features = keras.Model(model.inputs, head.input).predict(faces.astype(np.float32), batch_size=256, verbose=0)
+    return features @ head.kernel.numpy() + (head.bias.numpy() if head.use_bias else 0.0)
+
+
+def _int8_logits(tflite: bytes, faces: np.ndarray, builtin_kernels: bool = False) -> np.ndarray:
+    """The dequantized input of the int8 model's SOFTMAX op on ``faces``, read from the interpreter."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     with warnings.catch_warnings():  # "preserve_all_tensors ... is intended for debugging": it is used for that
         warnings.simplefilter("ignore", UserWarning)
         resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
@@ -198,7 +207,11 @@ def logit_slope(model, tflite: bytes, faces: np.ndarray, builtin_kernels: bool =
         interp.set_tensor(inp["index"], chunk)
         interp.invoke()
         chunks.append((interp.get_tensor(logits_index).astype(np.float64) - zero_point) * scale)
-    int8_logits = np.concatenate(chunks)
+    return np.concatenate(chunks)
+
+
+def _slope(keras_logits: np.ndarray, int8_logits: np.ndarray) -> float | None:
+    """Least-squares slope of the per-face centred int8 logits on the Keras ones; None if the latter are flat."""
     a = keras_logits - keras_logits.mean(axis=1, keepdims=True)
     b = int8_logits - int8_logits.mean(axis=1, keepdims=True)
     if (a * a).mean() < 1e-8:
@@ -210,9 +223,10 @@ def _convert_int8(model, faces: np.ndarray, correct_logits: bool, leaky_relu: st
     """Convert to int8 and, when asked and possible, once more with the last dense layer scaled by 1 / the
     logit slope of the first conversion; the bytes and what was done (the sidecar's ``logit_correction``)."""
     content = _strip_names(_convert(model, "int8", faces, leaky_relu))
-    slope = logit_slope(model, content, faces)
-    record = {"applied": False, "slope": None if slope is None else round(slope, 4)}
     head = _softmax_head(model)
+    reference = None if head is None else _keras_logits(model, head, faces)  # computed once, used twice
+    slope = None if head is None else _slope(reference, _int8_logits(content, faces))
+    record = {"applied": False, "slope": None if slope is None else round(slope, 4)}
     if not correct_logits or slope is None or not _SLOPES_CORRECTED[0] <= slope <= _SLOPES_CORRECTED[1]:
         return content, record
     weights = head.get_weights()
@@ -221,7 +235,7 @@ def _convert_int8(model, faces: np.ndarray, correct_logits: bool, leaky_relu: st
         content = _strip_names(_convert(model, "int8", faces, leaky_relu))
     finally:
         head.set_weights(weights)
-    corrected = logit_slope(model, content, faces)
+    corrected = _slope(reference, _int8_logits(content, faces))
     return content, {**record, "applied": True, "factor": round(1 / slope, 4), "slope_after": round(corrected, 4)}
 
 

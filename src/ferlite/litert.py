@@ -37,10 +37,12 @@ def _quantization(detail: dict) -> tuple[float, int]:
 class _Runner:
     """One LiteRT interpreter; called with a uint8 ``(B, S, S, C)`` batch, returns ``(B, K)`` float32 scores."""
 
-    def __init__(self, path: Path, num_threads: int | None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: Path, num_threads: int | None, builtin_kernels: bool = False) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         kwargs = {} if num_threads is None else {"num_threads": int(num_threads)}
+        if builtin_kernels:
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interpreter = Interpreter(model_path=str(path), **kwargs)
         except (ValueError, RuntimeError) as exc:
@@ -85,19 +87,22 @@ class _Runner:
         return np.concatenate([self._invoke(batch[i:i + MAX_BATCH]) for i in range(0, len(batch), MAX_BATCH)])
 
 
-def litert_predictor(path: str | os.PathLike, sidecar: dict, num_threads: int | None = None) -> Predictor:
+def litert_predictor(path: str | os.PathLike, sidecar: dict, num_threads: int | None = None,
+                     builtin_kernels: bool = False) -> Predictor:
     """A :class:`~ferlite.runtime.Predictor` running the ``.tflite`` file ``path`` on LiteRT.
 
     Args:
         path: a ``.tflite`` image classifier with input ``(B, S, S, C)`` and output ``(B, K)``.
         sidecar: its JSON sidecar (``classes`` names the K outputs; without it, the first K FER+ classes).
         num_threads: interpreter threads (None: LiteRT's default).
+        builtin_kernels: run TFLite's built-in kernels instead of LiteRT's default XNNPACK delegate (to see what
+            a runtime without XNNPACK computes; int8 files can score differently there, see ferlite.export).
 
     Raises:
         ValueError: not a valid single-input, single-output image model, or the sidecar disagrees with it.
     """
     path = Path(path)
-    runner = _Runner(path, num_threads)
+    runner = _Runner(path, num_threads, builtin_kernels)
     shape = [int(d) for d in runner.input["shape"]]
     out_shape = [int(d) for d in runner.output["shape"]]
     size, channels, classes = check_signature(path, sidecar, shape, out_shape)
