@@ -2,13 +2,17 @@
 
 A one-layer Keras model (a LeakyReLU, negative slope 0.3, 64 features) is converted to int8 the way
 :func:`ferlite.export.export_tflite` converts ferlite's models, in both LeakyReLU forms: the LEAKY_RELU op
-(``op``) and ``maximum(x, 0.3 x)`` (``max``, MUL and MAXIMUM ops). It is calibrated on normal features whose
-spread and offset (``--spreads``, ``--offsets``) set the input and output scales, as the batch normalisation
-before each LeakyReLU of a real model does. Each file then runs every int8 input code (-128 to 127) on XNNPACK
-(LiteRT's default, what :mod:`ferlite.litert` uses) and on TFLite's built-in kernels, and the output codes are
-compared with the exact answer, ``round(leaky_relu(x) / output_scale) + output_zero_point`` for the dequantized
-input ``x``. Printed per file and kernel set: the mean error in output steps over the negative and the positive
-inputs (a bias: the same sign in every layer adds up through a network) and the share of codes that are off.
+(``op``) and ``maximum(x, 0.3 x)`` (``max``, MUL and MAXIMUM ops), and the op form once more with its
+output scale widened so that XNNPACK's two multipliers are whole numbers (``op, whole``: XNNPACK computes the op
+with ``256 * input_scale / output_scale`` and 0.3 times that, rounded to integers; widening the scale to the
+nearest value for which both are whole, a multiple of 10, leaves nothing to round but the result). It is
+calibrated on normal features whose spread and offset (``--spreads``, ``--offsets``) set the input and
+output scales, as the batch normalisation before each LeakyReLU of a real model does. Each file then runs every
+int8 input code (-128 to 127) on XNNPACK (LiteRT's default, what :mod:`ferlite.litert` uses) and on TFLite's
+built-in kernels, and the output codes are compared with the exact answer,
+``round(leaky_relu(x) / output_scale) + output_zero_point`` for the dequantized input ``x``. Printed per file
+and kernel set: the mean error in output steps over the negative and the positive inputs (a bias: the same sign
+in every layer adds up through a network) and the share of codes that are off.
 
 Usage::
 
@@ -38,6 +42,24 @@ def convert(model, faces: np.ndarray) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+def whole_multipliers(content: bytes) -> bytes:
+    """``content`` with each LEAKY_RELU's output scale widened (by under 10%) so that XNNPACK's multipliers,
+    ``256 * input_scale / output_scale`` and ``SLOPE`` times that, are whole numbers."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    graph = model.subgraphs[0]
+    for op in graph.operators:
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.LEAKY_RELU:
+            s_in = float(graph.tensors[op.inputs[0]].quantization.scale[0])
+            target = graph.tensors[op.outputs[0]].quantization
+            whole = 10 * int(25.6 * s_in / float(target.scale[0]))  # 256 * ratio rounded down to a multiple of 10
+            target.scale = np.array([256 * s_in / whole], np.float32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def errors(content: bytes, builtin: bool) -> tuple[float, float, float]:
@@ -80,8 +102,10 @@ def main() -> None:
     for spread in map(float, args.spreads.split(",")):
         for offset in map(float, args.offsets.split(",")):
             feats = rng.normal(offset * spread, spread, (500, 64)).astype(np.float32)
-            for form in ("op", "max"):
-                content = convert(_float_input_twin(model, form), feats)
+            op = convert(_float_input_twin(model, "op"), feats)
+            files = {"op": op, "op, whole": whole_multipliers(op),
+                     "max": convert(_float_input_twin(model, "max"), feats)}
+            for form, content in files.items():
                 for kernels, builtin in (("XNNPACK", False), ("built-in", True)):
                     neg, pos, off = errors(content, builtin)
                     print(f"| N({offset * spread:g}, {spread:g}) | {form} | {kernels} | {neg:+.3f} | {pos:+.3f} "
