@@ -112,9 +112,9 @@ def test_float_exports_match_keras(exports, trained_small, valid_faces):
 def test_int8_export_tracks_keras(exports, trained_small, valid_faces):
     """Deterministic: a fixed model, fixed calibration faces (the converter gives the same bytes every run).
 
-    Measured on these 1,000 faces (2-core x86_64): mean |int8 - keras| 0.0102, argmax agreement 95.2% overall and
-    98.6% where the Keras top-2 margin exceeds 0.1 (88% of faces). int8 rounding moves single probabilities by up to
-    ~0.4, so faces with near-tied top classes may flip: that is quantization, not a defect. The bounds sit a little
+    Measured on these 1,000 faces (2-core x86_64, the bundled fast model's stage 7): mean |int8 - keras| 0.0091,
+    argmax agreement 95.8% overall and 98.9% where the Keras top-2 margin exceeds 0.1 (90% of faces; stage 6 gave
+    0.0102, 95.2%, 98.6% and 88%). int8 rounding moves single probabilities by up to ~0.35, so faces with near-tied top classes may flip: that is quantization, not a defect. The bounds sit a little
     below those figures only for other CPUs' float rounding in calibration; on one machine the result never varies."""
     x = valid_faces.images[:1000, :, :, None]
     ref = load_predictor(trained_small).predict(x)
@@ -128,15 +128,17 @@ def test_int8_export_tracks_keras(exports, trained_small, valid_faces):
 
 
 def test_int8_export_undoes_the_shrink_of_the_logits(exports, trained_small, image_folder, valid_faces, tmp_path):
-    """On LiteRT's default kernels the plain int8 conversion of the fast model shrinks its logits (slope 0.946 on
-    FER2013Train with 1,000 calibration faces; here 100 faces of another folder); the export scales the last layer
-    to undo it. Checked on faces that calibrated neither file."""
+    """On LiteRT's default kernels the plain int8 conversion of the fast model shrinks its logits (stage 7: slope 0.956
+    on FER2013Train with 1,000 calibration faces; here, with 100 faces of another folder, 0.974, and 0.970 on the
+    1,000 faces checked); the export scales the last layer to undo it (0.996 on those faces). Checked on faces that
+    calibrated neither file. The plain file's mean top probability is 0.013 below the Keras model's, the corrected
+    one's 0.004."""
     from ferlite.modelfile import load_keras_model
 
     model = load_keras_model(trained_small)
     faces = valid_faces.images[:1000, :, :, None]
     corrected = json.loads(exports["int8"].with_suffix(".json").read_text())["logit_correction"]
-    assert corrected["applied"] and corrected["slope"] < 0.97
+    assert corrected["applied"] and corrected["slope"] < 0.985
     assert corrected["factor"] == pytest.approx(1 / corrected["slope"], abs=2e-4)
     assert abs(corrected["slope_after"] - 1) < 0.005
     assert abs(logit_slope(model, exports["int8"].read_bytes(), faces) - 1) < 0.01
@@ -148,10 +150,10 @@ def test_int8_export_undoes_the_shrink_of_the_logits(exports, trained_small, ima
     assert res.exit_code == 0, res.output
     record = json.loads(plain.with_suffix(".json").read_text())["logit_correction"]
     assert record == {"applied": False, "slope": corrected["slope"]}  # the same first conversion, measured alike
-    assert logit_slope(model, plain.read_bytes(), faces) < 0.97
+    assert logit_slope(model, plain.read_bytes(), faces) < 0.985
     # the flattening it undoes: the plain file's top probabilities are lower than the Keras model's on average
     keras_top = load_predictor(trained_small).predict(faces).max(axis=1).mean()
-    assert load_predictor(plain).predict(faces).max(axis=1).mean() < keras_top - 0.01
+    assert load_predictor(plain).predict(faces).max(axis=1).mean() < keras_top - 0.008
     assert abs(load_predictor(exports["int8"]).predict(faces).max(axis=1).mean() - keras_top) < 0.01
 
 
@@ -206,8 +208,8 @@ def test_bundled_int8_files_parity_on_fer2013valid(name, limits, valid_faces):
     """Each bundled int8 file (calibrated on 1,000 FER2013Train faces, logits corrected) against its bundled .keras
     model, on all of FER2013Valid. The default, trained with --quant-noise, is held to the limits of issue 14 (0.0015
     MAE, 0.8 points); measured (MAE, top-1, major8): +0.0007, -0.28 and -0.16 points (+0.0012 before the logit
-    correction). The fast model, trained with --fake-quant: +0.0015, -0.39 and -0.22 points (+0.0032 before), held
-    to 0.002 MAE and 1 point (its file before --fake-quant lost 1.48 and 1.60 points)."""
+    correction). The fast model, trained with --fake-quant (stage 7): +0.0009, -0.31 and -0.34 points (+0.0023
+    before), held to 0.002 MAE and 1 point (its file before --fake-quant lost 1.48 and 1.60 points)."""
     x = valid_faces.images[..., None]
     keras_p = load_predictor(PRETRAINED / f"{name}.keras").predict(x)
     int8_p = load_predictor(PRETRAINED / f"{name}-int8.tflite").predict(x)

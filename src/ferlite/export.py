@@ -337,8 +337,8 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
             (see the module docstring); the sidecar's ``logit_correction`` records the slope and the factor.
         leaky_relu: int8 only: ``"op"`` converts each LeakyReLU to TFLite's LEAKY_RELU op; ``"max"`` computes it as
             ``maximum(x, slope * x)`` (MUL and MAXIMUM ops). The int8 LEAKY_RELU op is rounded differently by
-            XNNPACK and by TFLite's built-in kernels (for the bundled fast model, 1.1 points of top-1 apart); the
-            max form scores alike on both (80.6% and 80.5%), with a lower MAE, and runs 22% to 24% slower.
+            XNNPACK and by TFLite's built-in kernels (for the bundled fast model, 1.3 points of top-1 apart); the
+            max form scores alike on both (80.7% and 80.6%), with a lower MAE, and runs 20% to 24% slower.
 
     Returns:
         The path of the written ``.tflite`` file.
