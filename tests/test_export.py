@@ -114,8 +114,9 @@ def test_int8_export_tracks_keras(exports, trained_small, valid_faces):
 
     Measured on these 1,000 faces (2-core x86_64, the bundled fast model's stage 7): mean |int8 - keras| 0.0091,
     argmax agreement 95.8% overall and 98.9% where the Keras top-2 margin exceeds 0.1 (90% of faces; stage 6 gave
-    0.0102, 95.2%, 98.6% and 88%). int8 rounding moves single probabilities by up to ~0.35, so faces with near-tied top classes may flip: that is quantization, not a defect. The bounds sit a little
-    below those figures only for other CPUs' float rounding in calibration; on one machine the result never varies."""
+    0.0102, 95.2%, 98.6% and 88%). int8 rounding moves single probabilities by up to ~0.35, so faces with near-tied
+    top classes may flip: that is quantization, not a defect. The bounds sit a little below those figures only for
+    other CPUs' float rounding in calibration; on one machine the result never varies."""
     x = valid_faces.images[:1000, :, :, None]
     ref = load_predictor(trained_small).predict(x)
     q = load_predictor(exports["int8"]).predict(x)
