@@ -45,8 +45,9 @@ def convert(model, faces: np.ndarray) -> bytes:
 
 
 def whole_multipliers(content: bytes) -> bytes:
-    """``content`` with each LEAKY_RELU's output scale widened (by under 10%) so that XNNPACK's multipliers,
-    ``256 * input_scale / output_scale`` and ``SLOPE`` times that, are whole numbers."""
+    """``content`` with each LEAKY_RELU's output scale widened so that XNNPACK's multipliers,
+    ``256 * input_scale / output_scale`` and ``SLOPE`` times that, are whole numbers (the first is rounded down to a
+    multiple of 10, so the scale grows by at most 10 / that multiplier: under 3% for the calibrations here)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -69,18 +70,15 @@ def errors(content: bytes, builtin: bool) -> tuple[float, float, float]:
     resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin else OpResolverType.AUTO
     interp = Interpreter(model_content=content, experimental_op_resolver_type=resolver)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    codes = np.arange(-128, 128).reshape(4, 64).astype(np.int8)
-    got = []
-    for row in codes:
-        interp.resize_tensor_input(inp["index"], [1, 64])
-        interp.allocate_tensors()
-        interp.set_tensor(inp["index"], row[None])
-        interp.invoke()
-        got.append(interp.get_tensor(out["index"])[0])
+    codes = np.arange(-128, 128).reshape(4, 64).astype(np.int8)  # every int8 code, as a batch of 4 rows
+    interp.resize_tensor_input(inp["index"], list(codes.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], codes)
+    interp.invoke()
     (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
     x = s_in * (codes.ravel().astype(np.int64) - z_in)
     exact = np.clip(np.round(np.where(x >= 0, x, SLOPE * x) / s_out) + z_out, -128, 127)
-    diff = np.concatenate(got).astype(np.int64) - exact
+    diff = interp.get_tensor(out["index"]).ravel().astype(np.int64) - exact
     return float(diff[x < 0].mean()), float(diff[x >= 0].mean()), float((diff != 0).mean())
 
 
