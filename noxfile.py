@@ -14,9 +14,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the code, tests, benchmarks and examples."""
+    """ruff over the code, tests, benchmarks, experiments, examples and tools."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "experiments", "examples", "tools", "noxfile.py")
 
 
 @nox.session

@@ -43,7 +43,7 @@ def split_folder(path: Path) -> Path:
 
 def pipeline_rate(images, targets, args) -> tuple[dict, tuple]:
     """Images/s drawn from the augmented training pipeline, and its first batch."""
-    from ferlite.data import make_dataset
+    from ferlite.training.pipeline import make_dataset
 
     ds = make_dataset(images, targets, batch_size=args.batch_size, training=True, augment=args.aug, seed=0,
                       repeat=True)
@@ -64,14 +64,14 @@ def training_rate(batch, args) -> dict:
     """Images/s of training steps of the default model on one in-memory batch."""
     import keras
 
-    from ferlite import metrics
-    from ferlite.models import create_model
-    from ferlite.train import TrainConfig
+    from ferlite.training.loop import TrainConfig
+    from ferlite.training.metrics import keras_metrics
+    from ferlite.training.models import create_model
 
     defaults = TrainConfig(train="", val="")
     model = create_model("mobilefacenet", alpha=args.alpha, channels=1, num_classes=9)
     model.compile(optimizer=keras.optimizers.AdamW(defaults.lr, weight_decay=defaults.weight_decay),
-                  loss=keras.losses.CategoricalCrossentropy(), metrics=metrics.keras_metrics())
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=keras_metrics())
     x, y = batch
     for _ in range(args.warmup_steps):
         model.train_on_batch(x, y)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from ferlite.data import read_ferplus_folder
+    from ferlite.datasets import read_ferplus_folder
 
     folder = split_folder(args.data)
     t = time.perf_counter()

@@ -49,23 +49,24 @@ def run_variant(variant: str, data: str, steps: int, warmup: int, batch: int, au
         tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    from ferlite import metrics as M
-    from ferlite.data import make_dataset, read_dataset
-    from ferlite.models import create_model
-    from ferlite.train import WeightAverage
+    from ferlite.datasets import read_dataset
+    from ferlite.training.loop import WeightAverage
+    from ferlite.training.metrics import keras_metrics
+    from ferlite.training.models import create_model
+    from ferlite.training.pipeline import make_dataset
 
     x, t = read_dataset(data).targets("seed9", 9)
     model = create_model("mobilefacenet", alpha=1.0, num_classes=9)
     if variant == "quant-noise":
-        from ferlite.quantnoise import with_quant_noise
+        from ferlite.training.quantnoise import with_quant_noise
 
         model = with_quant_noise(model)
     model.compile(optimizer=keras.optimizers.AdamW(2e-3, weight_decay=5e-3), loss="categorical_crossentropy",
-                  metrics=M.keras_metrics(), jit_compile=variant == "jit",
+                  metrics=keras_metrics(), jit_compile=variant == "jit",
                   steps_per_execution=8 if variant == "spe8" else 1)
     relabel = None
     if variant.startswith("distill"):
-        from ferlite.distill import load_teachers
+        from ferlite.training.distill import load_teachers
 
         relabel = load_teachers([teacher], input_size=48, channels=1, flip=variant == "distill-flip").relabel
     ds = make_dataset(x, t.targets, batch_size=batch, training=True, augment=aug, repeat=True, relabel=relabel)
@@ -127,7 +128,7 @@ def _default_teacher() -> str:
         return str(TEACHER)
     import tempfile
 
-    from ferlite.models import create_model
+    from ferlite.training.models import create_model
 
     path = Path(tempfile.mkdtemp(prefix="ferlite-bench-")) / "teacher-mfn-2.0-untrained.keras"
     create_model("mobilefacenet", alpha=2.0, num_classes=9).save(path)

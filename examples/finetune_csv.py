@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 import ferlite
-from ferlite.train import TrainConfig, train
+from ferlite.training.loop import TrainConfig, train
 
 
 def main(argv=None):

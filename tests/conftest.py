@@ -4,6 +4,11 @@ Helpers other test modules import (``from conftest import ...``): :func:`copy_sp
 :func:`majority_class_folder` and :func:`paste_into_scene` (folder-per-class datasets of FER+ faces, and whole
 photos of them), :class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server),
 :func:`closed_port_url`, :func:`console_script` and :func:`offline_env` (real processes, offline).
+A file the package ships (``ferlite/pretrained/``) that a test needs is asserted present: missing, it is a failure,
+never a skip.
+
+Tests marked ``slow`` (training runs, Ray, TFLite conversions) are left out of the inner loop,
+``pytest -m "not slow"``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports Te
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FERPLUS = SHARED / "data" / "ferplus"
-DETECTOR_FILE = SHARED / "models" / "blaze_face_short_range.tflite"
 
 
 def closed_port_url() -> str:
@@ -40,7 +44,7 @@ def closed_port_url() -> str:
 
 
 def load_script(path: Path):
-    """Import a script of the repository (``examples/``, ``benchmarks/``) as a module."""
+    """Import a script of the repository (``examples/``, ``experiments/``) as a module."""
     spec = importlib.util.spec_from_file_location(f"script_{path.parent.name}_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -152,7 +156,7 @@ def valid_subset(small_valid_folder) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A small untrained MobileFaceNet (alpha 0.25, 9 classes) saved as .keras."""
-    from ferlite.models import create_model
+    from ferlite.training.models import create_model
 
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
     create_model("mobilefacenet", alpha=0.25, num_classes=9).save(path)
@@ -165,20 +169,8 @@ def bundled_fp16() -> Path:
     import ferlite
 
     path = Path(ferlite.__file__).parent / "pretrained" / "ferplus-mfn-1.0-fp16.tflite"
-    if not path.is_file():
-        pytest.skip(f"the bundled model {path} is absent")
+    assert path.is_file(), f"the bundled model {path} is missing: the package ships it"  # a failure, never a skip
     return path
-
-
-@pytest.fixture
-def detector_in_cache(ferlite_home) -> Path:
-    """The real BlazeFace file from ../shared placed in the cache, as `ferlite weights fetch` would."""
-    if not DETECTOR_FILE.is_file():
-        pytest.skip(f"../shared detector model is absent (looked for {DETECTOR_FILE})")
-    dest = ferlite_home / "weights" / DETECTOR_FILE.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DETECTOR_FILE, dest)
-    return dest
 
 
 class LoopbackServer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import DETECTOR_FILE
 
 from ferlite.bulk import annotate, resolve_inputs
 from ferlite.cli import main
@@ -33,12 +31,8 @@ BAD = ("corrupt.png", "notes.txt")
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    """A local 2-CPU Ray for the module; its workers' FERLITE_HOME holds the real detector file."""
-    if not DETECTOR_FILE.is_file():
-        pytest.skip(f"../shared detector model is absent (looked for {DETECTOR_FILE})")
+    """A local 2-CPU Ray for the module; its workers' FERLITE_HOME is empty (the detector comes from the package)."""
     home = tmp_path_factory.mktemp("ray_home")
-    (home / "weights").mkdir()
-    shutil.copy(DETECTOR_FILE, home / "weights" / DETECTOR_FILE.name)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"FERLITE_HOME": str(home)}})
     yield
@@ -71,7 +65,7 @@ def photos(tmp_path_factory) -> Path:
 def annotated(local_ray, photos, tmp_path_factory):
     """One run over the photo folder: (summary, table)."""
     out = tmp_path_factory.mktemp("out") / "faces.parquet"
-    summary = annotate(photos, out, detector="mediapipe", num_actors=2, batch_size=2)
+    summary = annotate(photos, out, detector="yunet", num_actors=2, batch_size=2)
     return summary, pq.read_table(out)
 
 
@@ -88,9 +82,10 @@ def _assert_same(rows: list[dict], results: list[dict], classes) -> None:
         np.testing.assert_allclose([row[c] for c in classes], [r["emotions"][c] for c in classes], atol=1e-5)
 
 
-def test_rows_equal_analyze_image_by_image(annotated, photos, detector_in_cache):
+@pytest.mark.slow
+def test_rows_equal_analyze_image_by_image(annotated, photos):
     summary, table = annotated
-    rec = Recognizer.from_pretrained(detector="mediapipe")
+    rec = Recognizer.from_pretrained(detector="yunet")
     assert table.column_names == ["source", "frame", "face", "x", "y", "w", "h", "score", *rec.classes, "error"]
     n_faces = 0
     for name in ("astro_0.6.jpg", "astro_1.0.png", "astro_1.5.png", "pair.png"):
@@ -103,6 +98,7 @@ def test_rows_equal_analyze_image_by_image(annotated, photos, detector_in_cache)
     assert table.column("source").to_pylist() == sorted(table.column("source").to_pylist())  # input order kept
 
 
+@pytest.mark.slow
 def test_bad_files_counted_never_fatal(annotated, photos):
     summary, table = annotated
     assert (summary.inputs, summary.images, summary.frames) == (7, 5, 0)
@@ -115,38 +111,41 @@ def test_bad_files_counted_never_fatal(annotated, photos):
     assert summary.to_json()["output"].endswith("faces.parquet") and json.dumps(summary.to_json())
 
 
+@pytest.mark.slow
 def test_existing_output_refused_unless_overwrite(local_ray, photos, tmp_path):
     out = tmp_path / "faces.parquet"
     out.write_bytes(b"earlier results")
     with pytest.raises(FileExistsError, match=r"faces\.parquet.*--overwrite \(overwrite=True\)"):
-        annotate(photos / "astro_1.0.png", out, detector="mediapipe")
+        annotate(photos / "astro_1.0.png", out, detector="yunet")
     assert out.read_bytes() == b"earlier results"
-    summary = annotate(photos / "astro_1.0.png", out, detector="mediapipe", overwrite=True)
+    summary = annotate(photos / "astro_1.0.png", out, detector="yunet", overwrite=True)
     assert (summary.inputs, summary.images, summary.faces) == (1, 1, 1)
     assert pq.read_table(out).num_rows == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.parquet"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_failed_job_leaves_no_file(local_ray, photos, tmp_path):
     bogus = tmp_path / "bogus.tflite"
     bogus.write_bytes(b"not a flatbuffer")
     out = tmp_path / "out" / "faces.parquet"
     with pytest.raises(RuntimeError, match=r"(?s)the Ray job failed; nothing was written.*not a valid \.tflite"):
-        annotate(photos, out, model=bogus, detector="mediapipe", num_actors=1)
+        annotate(photos, out, model=bogus, detector="yunet", num_actors=1)
     assert list(out.parent.iterdir()) == []  # the temporary file beside the output is gone too
 
 
-def test_video_frames_indexed(local_ray, tmp_path, detector_in_cache):
+@pytest.mark.slow
+def test_video_frames_indexed(local_ray, tmp_path):
     video = tmp_path / "clip.mp4"
     base = cv2.cvtColor(_scaled(0.5), cv2.COLOR_RGB2BGR)
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (base.shape[1], base.shape[0]))
     for i in range(7):
         writer.write(np.roll(base, 6 * i, axis=1))  # the face moves: every frame has its own box
     writer.release()
-    summary = annotate(video, tmp_path / "video.parquet", detector="mediapipe", num_actors=2, batch_size=3)
+    summary = annotate(video, tmp_path / "video.parquet", detector="yunet", num_actors=2, batch_size=3)
     table = pq.read_table(tmp_path / "video.parquet")
     assert (summary.inputs, summary.images, summary.frames, summary.unreadable) == (1, 0, 7, 0)
-    rec = Recognizer.from_pretrained(detector="mediapipe")
+    rec = Recognizer.from_pretrained(detector="yunet")
     cap = cv2.VideoCapture(str(video))
     for frame in range(7):  # ranges [0, 3), [3, 6), [6, 7): seeking past key frames lands on the right ones
         ok, bgr = cap.read()
@@ -206,21 +205,23 @@ def test_without_ray_the_cli_says_what_to_install(photos, tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+@pytest.mark.slow
 def test_cli_json_and_refusal(local_ray, photos, tmp_path):
     out = tmp_path / "cli.parquet"
-    args = ["bulk", str(photos / "*.png"), "--output", str(out), "--detector", "mediapipe", "--actors", "1", "--json"]
+    args = ["bulk", str(photos / "*.png"), "--output", str(out), "--detector", "yunet", "--actors", "1", "--json"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert {k: summary[k] for k in ("inputs", "images", "unreadable", "no_face")} == \
         {"inputs": 5, "images": 4, "unreadable": 1, "no_face": 1}
     assert summary["faces"] == pq.read_table(out).num_rows - 1 and summary["output"] == str(out)
-    assert summary["detector"] == "mediapipe"
+    assert summary["detector"] == "yunet"
     again = CliRunner().invoke(main, args[:-1])
     assert again.exit_code == 1 and "already exists; pass --overwrite" in again.output
 
 
-def test_console_script_starts_and_stops_its_own_ray(photos, tmp_path, detector_in_cache):
+@pytest.mark.slow
+def test_console_script_starts_and_stops_its_own_ray(photos, tmp_path):
     """Without a running Ray, `ferlite bulk` starts a local one and shuts it down; auto finds MediaPipe here."""
     exe = Path(sys.executable).parent / "ferlite"
     out = tmp_path / "one.parquet"
@@ -228,5 +229,5 @@ def test_console_script_starts_and_stops_its_own_ray(photos, tmp_path, detector_
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "1 input(s): 1 image(s) and 0 video frame(s) read, 0 unreadable, 0 without a face" in r.stdout
-    assert f"1 face(s) written to {out}" in r.stdout and "(detector: mediapipe)" in r.stdout
+    assert f"1 face(s) written to {out}" in r.stdout and "(detector: yunet)" in r.stdout
     assert pq.read_table(out).num_rows == 1

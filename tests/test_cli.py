@@ -117,10 +117,12 @@ CASES = [
     ("eval", ["--data", "{dir}", "--model", "blaze-face-short-range"], 1,
      ["'blaze-face-short-range' is a detector", "not an expression model"]),
     # demo
-    ("demo", [], 2, ["give exactly one source", "--camera N", "--sample"]),
-    ("demo", ["--sample", "--camera", "0"], 2, ["give exactly one source"]),
+    ("demo", [], 2, ["give a source", "SOURCE paths", "--camera N", "--sample"]),
+    ("demo", ["--sample", "--camera", "0"], 2, ["--camera 0 streams until you quit", "give it alone", "--sample"]),
+    ("demo", ["--sample", "--model", "a", "--model", "b"], 2, ["got '--model' 2 times", "expected once"]),
+    ("demo", ["{missing}"], 2, ["'[SOURCE]...'", "{missing}", "does not exist"]),
     ("demo", ["--image", "{missing}"], 2, ["'--image'", "{missing}", "does not exist"]),
-    ("demo", ["--sample", "--detector", "dlib"], 2, ["'--detector'", "'dlib'", "'auto', 'mediapipe', 'haar'"]),
+    ("demo", ["--sample", "--detector", "dlib"], 2, ["'--detector'", "'dlib'", "'auto', 'yunet', 'mediapipe', 'haar'"]),
     ("demo", ["--sample", "--min-score", "-1"], 2, ["'--min-score'", "-1.0", "0.0<=x<=1.0"]),
     ("demo", ["--sample", "--max-frames", "0"], 2, ["'--max-frames'", "0 is not in the range x>=1"]),
     ("demo", ["--sample", "--no-display", "--model", "nosuch-model"], 1,
@@ -187,6 +189,39 @@ def test_bad_arguments_give_one_error_line(request, files, command, args, code, 
     assert "Error" not in result.stdout and "Traceback" not in result.stdout  # stderr only: stdout stays parseable
     assert not (tmp_path / "out" / "run" / "model.keras").exists() and not (tmp_path / "out" / "x.tflite").exists()
     assert not (tmp_path / "out" / "p").exists() and not (tmp_path / "out" / "o.parquet").exists()
+
+
+# --- an option given twice: refused unless it takes several values ---------------------------------------------
+
+def _leaf_commands(group: click.Group, path: tuple[str, ...] = ()):
+    """(words after ``ferlite``, command) of every command under ``group``."""
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+MULTIPLE = {("demo", "--image"), ("demo", "--image-dir"), ("demo", "--video"), ("train", "--teacher")}
+REPEATS = [(path, option) for path, command in _leaf_commands(main) for option in command.params
+           if isinstance(option, click.Option) and not (option.is_flag and not option.secondary_opts)]
+
+
+@pytest.mark.parametrize(("path", "option"), REPEATS, ids=[f"{' '.join(p)} {o.opts[0]}" for p, o in REPEATS])
+def test_an_option_given_twice_is_refused_unless_it_takes_several(path, option):
+    """Click keeps the last value of a repeated option without a word: every ferlite command refuses the repeat of
+    an option that takes one value (a usage error naming it), and the options meant to repeat say so."""
+    name = option.opts[0]
+    assert option.multiple == ((path[0], name) in MULTIPLE), f"{' '.join(path)} {name}"
+    twice = [option.opts[-1], option.secondary_opts[0]] if option.is_flag else [name, "1", option.opts[-1], "1"]
+    result = CliRunner().invoke(main, [*path, *twice], prog_name="ferlite")
+    if option.multiple:
+        assert "2 times" not in result.stderr, result.stderr
+    else:
+        names = " / ".join(f"'{n}'" for n in (*option.opts, *option.secondary_opts))
+        assert the_error(result.stderr, result.exit_code) == \
+            f"Error: got {names} 2 times (an option that takes one value is expected once)"
+        assert result.exit_code == 2
 
 
 # --- real processes: the installed console scripts --------------------------------------------------------------

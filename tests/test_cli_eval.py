@@ -126,12 +126,12 @@ def test_bad_data_stops_naming_file_and_line_unless_skip_bad(damage, message, ti
 
 
 def test_default_model_without_model_option(valid_subset):
-    weights = pytest.importorskip("ferlite.weights", reason="the weights registry is not importable")
+    from ferlite import weights
+
     bundled = weights.registry_entry(weights.DEFAULT_MODEL).bundled_path
-    if not bundled.is_file():
-        pytest.skip(f"the bundled default model {bundled} is absent")
-    if weights.status(weights.DEFAULT_MODEL) == "remote":
-        pytest.skip(f"the bundled {weights.DEFAULT_MODEL} does not match its registered sha256 (being replaced?)")
+    assert bundled.is_file(), f"the bundled default model {bundled} is missing: the package ships it"
+    assert weights.status(weights.DEFAULT_MODEL) == "bundled", \
+        f"the bundled {bundled} does not match the sha256 registered for {weights.DEFAULT_MODEL}"
     result = run_eval("--data", valid_subset, "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
@@ -140,9 +140,10 @@ def test_default_model_without_model_option(valid_subset):
     assert 0 <= out["top1"] <= 1 and 0 < out["mae"] < 1
 
 
+@pytest.mark.slow
 def test_tflite_model_gives_the_keras_numbers_without_tensorflow(tiny_model_path, valid_subset, tmp_path):
     from ferlite.evaluate import evaluate
-    from ferlite.export import export_tflite
+    from ferlite.training.export import export_tflite
 
     tflite = export_tflite(tiny_model_path, tmp_path / "tiny.tflite", "none")
     code = ("import json, sys; from ferlite.evaluate import evaluate; r = evaluate(sys.argv[1], sys.argv[2]); "
@@ -220,13 +221,13 @@ def test_detect_and_skip_bad_through_the_cli(bundled_fp16, ferplus_valid, tmp_pa
     assert result.exit_code == 1 and result.stdout == ""
     assert f"Error: image {bad}: not a readable image" in result.stderr and "--skip-bad" in result.stderr
     with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped"):
-        result = run_eval("--data", photos, "--model", bundled_fp16, "--detect", "--detector", "mediapipe",
+        result = run_eval("--data", photos, "--model", bundled_fp16, "--detect", "--detector", "yunet",
                           "--skip-bad")
     assert result.exit_code == 0, result.stderr
     assert re.search(rf"^skipped {re.escape(str(bad))}: not a readable image: ", result.stderr, re.M), result.stderr
     text = result.stdout
     assert "samples: 4 images, 1 skipped as bad, 3 read, 2 scored" in text, text
-    assert "the largest face found by the mediapipe detector in each photo; 1 photo(s) without one" in text
+    assert "the largest face found by the yunet detector in each photo; 1 photo(s) without one" in text
     assert text.endswith(f"No face found in 1 photo(s):\n  {photos / 'neutral' / 'gravel.png'}\n")
     result = run_eval("--data", ferplus_valid, "--model", bundled_fp16, "--detect")
     assert result.exit_code == 1 and "detect (--detect) applies to a folder with one sub-folder" in result.stderr

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import write_raw_pair
 
 from ferlite.cli import demo_main, eval_main, main, train_main
-from ferlite.data import read_ferplus_folder
+from ferlite.datasets import read_ferplus_folder
 
 
 def _run(*args):

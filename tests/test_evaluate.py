@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from conftest import copy_split, majority_class_folder, paste_into_scene
 
-from ferlite.data import DataError
-from ferlite.evaluate import EvalReport, evaluate, format_report, plot_report, score, score_distribution, score_labels
+from ferlite.datasets import DataError
+from ferlite.evaluate import EvalReport, evaluate, score, score_distribution, score_labels
+from ferlite.report import format_report, plot_report
 
 # FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 VOTES = np.array([
@@ -139,7 +140,7 @@ def test_report_json_format_and_plots(tmp_path):
 
 
 def test_evaluate_real_faces_matches_score_on_predictor_output(tiny_model_path, valid_subset):
-    from ferlite.data import read_ferplus_folder
+    from ferlite.datasets import read_ferplus_folder
     from ferlite.runtime import load_predictor
 
     report = evaluate(str(tiny_model_path), valid_subset, batch_size=64)
@@ -161,8 +162,8 @@ def test_evaluate_real_faces_matches_score_on_predictor_output(tiny_model_path, 
 def test_training_validation_metrics_equal_evaluate(tiny_model_path, valid_subset):
     import keras
 
-    from ferlite.data import read_ferplus_folder
-    from ferlite.train import evaluate_arrays
+    from ferlite.datasets import read_ferplus_folder
+    from ferlite.training.loop import evaluate_arrays
 
     metrics, pred = evaluate_arrays(keras.models.load_model(tiny_model_path), read_ferplus_folder(valid_subset))
     report = evaluate(tiny_model_path, valid_subset)
@@ -173,8 +174,8 @@ def test_training_validation_metrics_equal_evaluate(tiny_model_path, valid_subse
 
 
 def test_evaluate_eight_class_three_channel_model_at_64px(tmp_path, ferplus_valid):
-    from ferlite.models import create_model
     from ferlite.runtime import load_predictor
+    from ferlite.training.models import create_model
 
     path = tmp_path / "rgb8.keras"
     create_model("mobilefacenet", alpha=0.25, channels=3, input_size=64, num_classes=8).save(path)
@@ -190,7 +191,7 @@ def test_evaluate_eight_class_three_channel_model_at_64px(tmp_path, ferplus_vali
 
 
 def test_evaluate_refuses_model_with_other_classes(tmp_path, ferplus_valid):
-    from ferlite.models import create_model
+    from ferlite.training.models import create_model
 
     path = tmp_path / "pets.keras"
     create_model("mobilefacenet", alpha=0.25, num_classes=3).save(path)
@@ -201,7 +202,7 @@ def test_evaluate_refuses_model_with_other_classes(tmp_path, ferplus_valid):
 
 
 def test_evaluate_bad_data(tiny_model_path, tmp_path, ferplus_valid):
-    from ferlite.data import DataError
+    from ferlite.datasets import DataError
 
     folder = copy_split(ferplus_valid, tmp_path / "v20", 20)
     lines = (folder / "label.csv").read_text().splitlines()
@@ -258,7 +259,7 @@ def test_score_labels_hand_worked():
 
 def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, tmp_path):
     """The first 300 faces of FER2013Valid, one folder per majority class, against the FER+ protocol on them."""
-    from ferlite.data import read_ferplus_folder
+    from ferlite.datasets import read_ferplus_folder
     from ferlite.labels import votes_to_targets
 
     fer = copy_split(ferplus_valid, tmp_path / "fer300", 300)
@@ -296,7 +297,7 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
 
 
 def test_class_map_renames_folders_and_unknown_names_are_refused(fp16_model, ferplus_valid, tmp_path):
-    from ferlite.data import DataError
+    from ferlite.datasets import DataError
 
     plain = evaluate(fp16_model, majority_class_folder(ferplus_valid, tmp_path / "plain", 60))
     folder = majority_class_folder(ferplus_valid, tmp_path / "renamed", 60)
@@ -330,7 +331,7 @@ def test_class_map_renames_folders_and_unknown_names_are_refused(fp16_model, fer
 
 
 def test_layouts_and_empty_folders_are_refused_naming_what_was_received(fp16_model, ferplus_valid, tmp_path):
-    from ferlite.data import DataError, dataset_layout
+    from ferlite.datasets import DataError, dataset_layout
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -371,7 +372,7 @@ def test_layouts_and_empty_folders_are_refused_naming_what_was_received(fp16_mod
 
 
 def test_corrupt_image_in_a_class_folder_stops_or_is_skipped(fp16_model, ferplus_valid, tmp_path):
-    from ferlite.data import DataError
+    from ferlite.datasets import DataError
 
     folder = majority_class_folder(ferplus_valid, tmp_path / "by_class", 40)
     bad = sorted((folder / "happiness").iterdir())[1]
@@ -419,14 +420,14 @@ def test_detect_scores_the_largest_face_of_whole_photos_and_counts_photos_withou
         if found[p]:
             emotions = found[p][0]["emotions"]
             expected[classes.index(p.parent.name), classes.index(max(classes, key=emotions.get))] += 1
-    assert (report.classes, report.detector, report.rows, report.faces) == (classes, "mediapipe", 9, 9)
+    assert (report.classes, report.detector, report.rows, report.faces) == (classes, "yunet", 9, 9)
     assert (report.dropped, report.n) == (len(no_face), 9 - len(no_face))
     np.testing.assert_array_equal(report.confusion, expected)
     assert report.top1 == np.trace(expected) / expected.sum()
     j = report.to_json()
-    assert (j["no_face"], j["no_face_files"], j["detector"]) == (len(no_face), no_face, "mediapipe")
+    assert (j["no_face"], j["no_face_files"], j["detector"]) == (len(no_face), no_face, "yunet")
     text = format_report(report)
-    assert f"the largest face found by the mediapipe detector in each photo; {len(no_face)} photo(s) without one" \
+    assert f"the largest face found by the yunet detector in each photo; {len(no_face)} photo(s) without one" \
         in text
     assert text.endswith(f"No face found in {len(no_face)} photo(s):\n" + "\n".join(f"  {p}" for p in no_face))
 

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 from conftest import REPO, load_script
-from test_finetune import FER2013, write_onehot_csv
+from training.test_finetune import FER2013, write_onehot_csv
 
 
 def load_example(name):
@@ -23,7 +23,7 @@ def astronaut_png(tmp_path):
     return path
 
 
-def test_predict_photo(astronaut_png, detector_in_cache, tmp_path, capsys):
+def test_predict_photo(astronaut_png, tmp_path, capsys):
     import cv2
 
     out = tmp_path / "annotated.png"
@@ -35,7 +35,7 @@ def test_predict_photo(astronaut_png, detector_in_cache, tmp_path, capsys):
     assert annotated.shape == original.shape and not np.array_equal(annotated, original)
 
 
-def test_video_loop(astronaut_png, detector_in_cache, tmp_path, capsys):
+def test_video_loop(astronaut_png, tmp_path, capsys):
     import cv2
 
     video, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
@@ -51,7 +51,7 @@ def test_video_loop(astronaut_png, detector_in_cache, tmp_path, capsys):
     cap.release()
 
 
-def test_folder_to_csv(astronaut_png, detector_in_cache, tmp_path, capsys):
+def test_folder_to_csv(astronaut_png, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("a.png", "b.png"):
@@ -69,6 +69,7 @@ def test_folder_to_csv(astronaut_png, detector_in_cache, tmp_path, capsys):
     assert sum(map(float, rows[1][7:])) == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_finetune_csv(ferplus_train_sample, ferplus_valid, tmp_path, capsys):
     train_csv = write_onehot_csv(ferplus_train_sample, tmp_path / "train", 128)
     val_csv = write_onehot_csv(ferplus_valid, tmp_path / "val", 64)

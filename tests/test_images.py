@@ -13,19 +13,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DETECTOR_FILE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from ferlite import recognizer
-from ferlite.data import DataError, read_csv_dataset, read_ferplus_folder
-from ferlite.export import calibration_faces
-from ferlite.images import MAX_PIXELS, ImageError, read_image, read_image_with_size
+from ferlite.datasets import DataError, read_csv_dataset, read_ferplus_folder
+from ferlite.images import MAX_PIXELS, ImageError, face_to_input, read_image, read_image_with_size
 from ferlite.recognizer import Recognizer
+from ferlite.training.export import calibration_faces
 
 skdata = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides the astronaut() photo")
-ASTRONAUT_BOX = (177, 82, 95, 95)  # where MediaPipe finds the astronaut's face in the 512x512 photo
+ASTRONAUT_BOX = (181, 66, 86, 113)  # where YuNet (the default detector) finds the face in the 512x512 photo
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +34,11 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory) -> Recognizer:
-    """The default pretrained TFLite model with MediaPipe, loaded once (the detector from ../shared)."""
-    if not DETECTOR_FILE.is_file():
-        pytest.skip(f"../shared detector model is absent (looked for {DETECTOR_FILE})")
-    home = tmp_path_factory.mktemp("home")
-    (home / "weights").mkdir()
-    (home / "weights" / DETECTOR_FILE.name).write_bytes(DETECTOR_FILE.read_bytes())
-    r = Recognizer.from_pretrained(detector="mediapipe")
+    """The default pretrained TFLite model with the default detector (both bundled), loaded once."""
+    r = Recognizer.from_pretrained()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FERLITE_HOME", str(home))
-        assert r.detector.name == "mediapipe"  # loaded now, kept for the module
+        mp.setenv("FERLITE_HOME", str(tmp_path_factory.mktemp("home")))
+        assert r.detector.name == "yunet"  # loaded now, kept for the module
     yield r
     r.close()
 
@@ -419,3 +413,61 @@ def test_fuzz_read_image(fuzz_file, data, mode):
     if data == FUZZ_PNG:  # edits that changed nothing (a cut at the very end); libpng's gray rounds its own way
         expected = FUZZ_FACE if mode == "rgb" else cv2.cvtColor(FUZZ_FACE, cv2.COLOR_RGB2GRAY)
         assert np.abs(img.astype(int) - expected).max() <= (0 if mode == "rgb" else 1)
+
+
+def test_face_to_input_resize_rule_and_colour(astronaut):
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    # shrinking (larger than the side on both sides): area interpolation
+    np.testing.assert_array_equal(face_to_input(astronaut, 48, 1),
+                                  cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA)[..., None])
+    # enlarging, or a side already smaller: bilinear
+    small = cv2.resize(gray, (40, 40), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(face_to_input(small, 64, 1)[..., 0],
+                                  cv2.resize(small, (64, 64), interpolation=cv2.INTER_LINEAR))
+    strip = gray[:30, :100]
+    np.testing.assert_array_equal(face_to_input(strip, 48, 1)[..., 0],
+                                  cv2.resize(strip, (48, 48), interpolation=cv2.INTER_LINEAR))
+    # the model's side already: the very pixels
+    np.testing.assert_array_equal(face_to_input(small[..., None], 40, 1)[..., 0], small)
+    # colour: gray repeated for a 3-channel model; BGR read as such
+    rgb = face_to_input(small, 40, 3)
+    assert rgb.shape == (40, 40, 3) and rgb.dtype == np.uint8 and all((rgb[..., c] == small).all() for c in range(3))
+    bgr = astronaut[..., ::-1]
+    for channels in (1, 3):
+        np.testing.assert_array_equal(face_to_input(bgr, 48, channels, color="bgr"),
+                                      face_to_input(astronaut, 48, channels))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((np.zeros((8, 8), np.float32), 48, 1), "expected a non-empty uint8 HxW, HxWx1 or HxWx3 face image, got float32"),
+    ((np.zeros((8, 8, 4), np.uint8), 48, 1), r"got uint8 \(8, 8, 4\)"),
+    ((np.zeros((0, 8), np.uint8), 48, 1), r"got uint8 \(0, 8\)"),
+    ((np.zeros((8, 8), np.uint8), 0, 1), "size must be a positive integer .*, got 0"),
+    ((np.zeros((8, 8), np.uint8), 48, 2), "channels must be 1 .* or 3 .*, got 2"),
+])
+def test_face_to_input_refuses_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        face_to_input(*args)
+    with pytest.raises(ValueError, match="color must be 'rgb' or 'bgr', got 'hsv'"):
+        face_to_input(np.zeros((8, 8, 3), np.uint8), 48, 3, color="hsv")
+
+
+def test_readers_calibration_and_recognizer_use_face_to_input(small_valid_folder, tmp_path, bundled_fp16):
+    from ferlite.runtime import load_predictor
+
+    folder = small_valid_folder(6)
+    pngs = [folder / line.split(",")[0] for line in (folder / "label.csv").read_text().splitlines()]
+    faces = [read_image(p, mode="gray") for p in pngs]
+    for size in (32, 64):  # shrunk and enlarged
+        expected = np.stack([face_to_input(f, size, 1)[..., 0] for f in faces])
+        np.testing.assert_array_equal(read_ferplus_folder(folder, size=size, use_cache=False).images, expected)
+        calib, _ = calibration_faces(folder, 6, size=size, channels=3)
+        np.testing.assert_array_equal(calib, np.stack([face_to_input(f, size, 3) for f in faces]))
+    (tmp_path / "data.csv").write_text("image,calm,glad\n" + "".join(f"{p},1,0\n" for p in pngs))
+    np.testing.assert_array_equal(read_csv_dataset(tmp_path / "data.csv", size=64, channels=3).images,
+                                  np.stack([face_to_input(read_image(p), 64, 3) for p in pngs]))
+    predictor = load_predictor(bundled_fp16)
+    big = cv2.resize(faces[0], (100, 100), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(Recognizer(predictor).predict_batch([big, faces[1][:40, :40]]).to_numpy(),
+                                  predictor.predict(np.stack([face_to_input(big, 48, 1),
+                                                              face_to_input(faces[1][:40, :40], 48, 1)])))

@@ -1,4 +1,4 @@
-"""Metrics against values worked out by hand on tiny arrays; the Keras metrics agree with the numpy ones."""
+"""Metrics against values worked out by hand on tiny arrays (Keras counterparts: tests/training/test_metrics.py)."""
 
 import math
 
@@ -75,17 +75,3 @@ def test_shapes_and_empty_input():
     assert math.isnan(M.mae(empty, empty)) and math.isnan(M.top1(empty, empty))
     assert math.isnan(M.kl_divergence(empty, empty))
 
-
-def test_keras_metrics_match_numpy():
-    metrics = M.keras_metrics()
-    assert [m.name for m in metrics] == ["mae", "top1", "kl"]
-    mae, top1, kl = metrics
-    for m in metrics:  # two batches: the metric accumulates over faces
-        m.update_state(Y[:1], P[:1])
-        m.update_state(Y[1:], P[1:])
-    assert float(mae.result()) == pytest.approx(M.mae(Y, P), abs=1e-6)
-    assert float(top1.result()) == pytest.approx(M.top1(Y, P))
-    assert float(kl.result()) == pytest.approx(M.kl_divergence(Y, P), abs=1e-5)
-    kl.reset_state()
-    kl.update_state(Y0, P0)
-    assert float(kl.result()) == pytest.approx(M.kl_divergence(Y0, P0), rel=1e-4)

@@ -42,8 +42,7 @@ def flipped(data: bytes, offset: int) -> bytes:
 def real_tflite() -> Path:
     """The bundled int8 TFLite model (a real flatbuffer, 9 FER+ classes, 48x48x1); its sidecar is beside it."""
     path = weights.registry_entry("ferplus-mfn-1.0-int8").bundled_path
-    if not path.is_file():
-        pytest.skip(f"the bundled int8 model is absent (looked for {path})")
+    assert path.is_file(), f"the bundled int8 model {path} is missing: the package ships it"
     return path
 
 
@@ -100,7 +99,7 @@ def test_tampered_keras_is_refused(tiny_model_path, tmp_path, where):
 
 def test_tampered_keras_refused_by_every_way_in(tiny_model_path, tmp_path, small_valid_folder, ferlite_home):
     from ferlite.evaluate import evaluate
-    from ferlite.export import export_tflite
+    from ferlite.training.export import export_tflite
 
     bad = tmp_path / "tiny.keras"
     bad.write_bytes(flipped(tiny_model_path.read_bytes(), _tamper_offsets(tiny_model_path)["weights"]))

@@ -29,7 +29,7 @@ def tiny_predictor(tiny_model_path):
 @pytest.fixture(scope="module")
 def rgb_predictor(tmp_path_factory):
     """A tiny untrained 3-channel model (RGB input)."""
-    from ferlite.models import create_model
+    from ferlite.training.models import create_model
 
     path = tmp_path_factory.mktemp("rgb") / "tiny_rgb.keras"
     create_model("mobilefacenet", alpha=0.25, channels=3, num_classes=8).save(path)
@@ -38,7 +38,7 @@ def rgb_predictor(tmp_path_factory):
 
 @pytest.fixture
 def rec(tiny_predictor) -> Recognizer:
-    return Recognizer(tiny_predictor, detector="mediapipe")
+    return Recognizer(tiny_predictor)
 
 
 @pytest.fixture(scope="module")
@@ -136,16 +136,16 @@ def test_predict_batch_errors(rec, pngs):
         rec.predict_batch([pngs[0], np.zeros((48, 48), np.float32)])
 
 
-def test_analyze_structure(rec, detector_in_cache):
+def test_analyze_structure(rec):
     astronaut = skdata.astronaut()
     (r,) = rec.analyze(astronaut)
     assert set(r) == {"box", "score", "keypoints", "emotions", "top"}
-    assert np.allclose(r["box"], (177, 82, 95, 95), atol=3) and all(isinstance(v, int) for v in r["box"])
-    assert 0.5 < r["score"] <= 1.0 and len(r["keypoints"]) == 6
+    assert np.allclose(r["box"], (181, 66, 86, 113), atol=3) and all(isinstance(v, int) for v in r["box"])
+    assert 0.7 <= r["score"] <= 1.0 and len(r["keypoints"]) == 5
     assert list(r["emotions"]) == list(rec.classes)
     assert sum(r["emotions"].values()) == pytest.approx(1.0, abs=1e-5)
     assert r["top"] == max(r["emotions"], key=r["emotions"].get)
-    assert rec.crop_geometry == DEFAULT_GEOMETRY["mediapipe"]
+    assert rec.crop_geometry == DEFAULT_GEOMETRY["yunet"]
     (b,) = rec.analyze(np.ascontiguousarray(astronaut[..., ::-1]), color="bgr")
     assert b["box"] == r["box"] and b["emotions"] == pytest.approx(r["emotions"], abs=1e-6)
     assert rec.analyze(np.zeros((240, 320, 3), np.uint8)) == []
@@ -179,7 +179,7 @@ def test_module_level_predict_caches_the_model(tiny_model_path, pngs):
     assert _cached(str(tiny_model_path)) is _cached(str(tiny_model_path))
 
 
-def test_default_model_sees_the_smile(detector_in_cache):
+def test_default_model_sees_the_smile():
     """The bundled default model, with detection and the default crop: the astronaut smiles."""
     astronaut = skdata.astronaut()
     (face,) = Recognizer.from_pretrained().analyze(astronaut)
@@ -210,11 +210,11 @@ FUZZ_DTYPES = (np.uint8,) * 6 + (np.int8, np.uint16, np.int32, np.int64, np.floa
 
 @pytest.fixture(scope="module")
 def fuzz_rec(tmp_path_factory) -> Recognizer:
-    """The bundled default model (float16 TFLite) with MediaPipe and the bundled BlazeFace, from an empty cache."""
-    rec = Recognizer.from_pretrained(detector="mediapipe")
+    """The bundled default model (float16 TFLite) with the bundled default detector, from an empty cache."""
+    rec = Recognizer.from_pretrained()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FERLITE_HOME", str(tmp_path_factory.mktemp("fuzz_home")))
-        assert rec.detector.name == "mediapipe"  # loaded now, kept for the module
+        assert rec.detector.name == "yunet"  # loaded now, kept for the module
     yield rec
     rec.close()
 

@@ -18,7 +18,7 @@ from conftest import LoopbackServer, make_entry
 from ferlite import weights
 from ferlite.labels import FERPLUS_CLASSES
 
-SHARED_DETECTOR = Path(__file__).resolve().parents[2] / "shared" / "models" / "blaze_face_short_range.tflite"
+BUNDLED_DETECTOR = weights.PRETRAINED_DIR / "blaze_face_short_range.tflite"  # the real file the mirrors serve
 
 
 @pytest.fixture
@@ -121,22 +121,21 @@ def test_malformed_base_url(served, monkeypatch):
 
 def test_detector_downloaded_from_loopback_mirror(tmp_path, monkeypatch, ferlite_home, package_dir):
     """A package without its bundled detector (package_dir is empty) downloads it, from the mirror when one is set."""
-    if not SHARED_DETECTOR.is_file():
-        pytest.skip(f"../shared detector model is absent (looked for {SHARED_DETECTOR})")
+    assert BUNDLED_DETECTOR.is_file(), f"the bundled detector {BUNDLED_DETECTOR} is missing: the package ships it"
     entry = weights.registry_entry("blaze-face-short-range")
     assert entry.kind == "detector" and entry.bundled and entry.fallback_download
     assert weights.status(entry.name) == "remote"
     assert entry.url.startswith("https://storage.googleapis.com/mediapipe-models/")
     root = tmp_path / "mirror"
     root.mkdir()
-    shutil.copy(SHARED_DETECTOR, root)
+    shutil.copy(BUNDLED_DETECTOR, root)
     server = LoopbackServer(root)
     try:
         monkeypatch.setenv("FERLITE_BASE_URL", server.url.rstrip("/"))
         assert weights.download_url(entry.name) == server.url + entry.filename
         path = weights.fetch(entry.name)
         assert path == ferlite_home / "weights" / "blaze_face_short_range.tflite"
-        assert weights.file_sha256(path) == entry.sha256 and path.stat().st_size == SHARED_DETECTOR.stat().st_size
+        assert weights.file_sha256(path) == entry.sha256 and path.stat().st_size == BUNDLED_DETECTOR.stat().st_size
         assert server.requests == ["/blaze_face_short_range.tflite"]
         assert weights.status(entry.name) == "cached"
     finally:
@@ -269,11 +268,11 @@ def test_sidecar_for():
 def test_cache_dir(monkeypatch, tmp_path):
     import pooch
 
-    from ferlite import data
+    from ferlite import datasets
 
     monkeypatch.setenv("FERLITE_HOME", str(tmp_path / "home"))
     assert weights.cache_dir() == tmp_path / "home" and weights.weights_dir() == tmp_path / "home" / "weights"
-    assert data.cache_dir() == weights.cache_dir()
+    assert datasets.cache_dir() == weights.cache_dir()
     monkeypatch.delenv("FERLITE_HOME")
     assert weights.cache_dir() == Path(pooch.os_cache("ferlite"))
 
@@ -333,7 +332,7 @@ def test_registry_figures_are_the_bundled_files(monkeypatch):
     """size, params and macs as recorded (what `weights list` shows) are the bundled files': sizes from the files,
     params and MACs counted on the .keras models; an export records its source model's, named by its sidecar."""
     from ferlite.modelfile import load_keras_model
-    from ferlite.models import count_macs
+    from ferlite.training.models import count_macs
 
     bundled = [e for e in weights.list_weights() if e.bundled_path.is_file()]
     assert {e.name for e in bundled} == set(weights.REGISTRY), "every registered file is bundled"
@@ -357,7 +356,7 @@ def test_registry_figures_are_the_bundled_files(monkeypatch):
 def test_fast_int8_file():
     """The bundled fast model: its registered sha256, its sidecar (same hash, source ferplus-mfn-0.5 by hash,
     calibrated on 1,000 FER2013Train faces), uint8 in and out, no float op in the graph."""
-    from ferlite.export import float_fallbacks
+    from ferlite.training.export import float_fallbacks
 
     entry = weights.registry_entry("fast")
     assert entry.sha256 == "0707bc77a77f9ce18c9ca5f3aacc82327a460df4bb682f3468fd2ad3b73e242a"
@@ -382,12 +381,11 @@ BLAZE_SHA256 = "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f
 
 @pytest.fixture
 def detector_mirror(tmp_path, monkeypatch):
-    """A loopback mirror serving the real BlazeFace file (from ../shared), FERLITE_BASE_URL pointing at it."""
-    if not SHARED_DETECTOR.is_file():
-        pytest.skip(f"../shared detector model is absent (looked for {SHARED_DETECTOR})")
+    """A loopback mirror serving the real BlazeFace file (the bundled one), FERLITE_BASE_URL pointing at it."""
+    assert BUNDLED_DETECTOR.is_file(), f"the bundled detector {BUNDLED_DETECTOR} is missing: the package ships it"
     root = tmp_path / "mirror"
     root.mkdir()
-    shutil.copy(SHARED_DETECTOR, root)
+    shutil.copy(BUNDLED_DETECTOR, root)
     server = LoopbackServer(root)
     monkeypatch.setenv("FERLITE_BASE_URL", server.url)
     yield server
@@ -401,8 +399,6 @@ def test_detector_is_bundled_with_its_license():
     assert entry.kind == "detector" and entry.bundled and entry.fallback_download and entry.sha256 == BLAZE_SHA256
     assert entry.bundled_path == weights.PRETRAINED_DIR / "blaze_face_short_range.tflite"
     assert weights.file_sha256(entry.bundled_path) == BLAZE_SHA256
-    if SHARED_DETECTOR.is_file():
-        assert entry.bundled_path.read_bytes() == SHARED_DETECTOR.read_bytes()
     notice = entry.bundled_path.with_name("blaze_face_short_range.LICENSE.txt")
     assert notice.is_file() and "Apache License" in notice.read_text() and "2.0" in notice.read_text()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
@@ -421,9 +417,9 @@ def test_detector_resolution_order(detector_mirror, ferlite_home):
     assert weights.fetch(entry.name) == entry.bundled_path and weights.status(entry.name) == "bundled"
     cached = ferlite_home / "weights" / entry.filename
     cached.parent.mkdir()
-    shutil.copy(SHARED_DETECTOR, cached)
+    shutil.copy(BUNDLED_DETECTOR, cached)
     assert weights.fetch(entry.name) == cached and weights.status(entry.name) == "cached"
-    cached.write_bytes(b"tampered" + SHARED_DETECTOR.read_bytes()[8:])
+    cached.write_bytes(b"tampered" + BUNDLED_DETECTOR.read_bytes()[8:])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert weights.fetch(entry.name) == entry.bundled_path and weights.status(entry.name) == "bundled"

@@ -1,7 +1,11 @@
 """ferlite: tiny facial expression recognition models trained on FER+ soft labels.
 
-``import ferlite`` is light: the public names below are imported on first use, and TensorFlow
-only when a Keras model is built, trained, loaded or exported.
+Two wings: the runtime, the top-level modules of ``ferlite`` (numpy, OpenCV, LiteRT: never TensorFlow), and the
+training wing, :mod:`ferlite.training` (TensorFlow / Keras 3), which the runtime never imports.
+
+``import ferlite`` is light: the public names below are imported on first use (``create_model`` and
+``list_models`` from the training wing), and TensorFlow only when a Keras model is built, trained, loaded or
+exported.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_model": "ferlite.models",
-    "list_models": "ferlite.models",
+    "create_model": "ferlite.training.models",
+    "list_models": "ferlite.training.models",
     "predict": "ferlite.recognizer",
     "predict_batch": "ferlite.recognizer",
     "Recognizer": "ferlite.recognizer",

@@ -50,7 +50,7 @@ class BulkSummary:
         faces: face rows written.
         unreadable: inputs that could not be read or decoded (one row each, with ``error`` set).
         no_face: images and frames in which no face was found (they give no row).
-        detector: the face detector every actor used (``mediapipe`` or ``haar``).
+        detector: the face detector every actor used (``yunet``, ``mediapipe`` or ``haar``).
         output: the Parquet file written.
         seconds: wall time of the whole run, Ray start-up included.
     """
@@ -260,17 +260,10 @@ def _start_ray(ray, address: str | None) -> bool:
 
 
 def _one_detector(detector: str) -> str:
-    """``mediapipe`` or ``haar``: ``auto`` is decided here, once, so that every actor uses the same detector.
+    """The detector every actor uses (``auto`` resolved here, once); ValueError for an unknown name."""
+    from ferlite.detect import FaceDetectorOptions
 
-    Raises ValueError for an unknown name; ``auto`` warns (once) when it falls back to Haar.
-    """
-    from ferlite.detect import FaceDetector, FaceDetectorOptions
-
-    options = FaceDetectorOptions(detector=detector)
-    if options.detector != "auto":
-        return options.detector
-    with FaceDetector(options) as probe:
-        return probe.name
+    return FaceDetectorOptions(detector=detector).resolved
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -327,8 +320,8 @@ def annotate(inputs: str | os.PathLike, output: str | os.PathLike, *, address: s
         address: a Ray cluster to run on (``ray.init(address=...)``); None starts a local Ray on this machine's
             cores and stops it afterwards. A Ray already initialised in this process is used as it is.
         model: registered weights name or ``.keras``/``.tflite`` path; None: the default float16 TFLite model.
-        detector: ``mediapipe``, ``haar`` or ``auto``: the one this machine can load (MediaPipe, else Haar
-            with a warning), then used by every actor (an actor that cannot load it fails the job).
+        detector: one of :data:`ferlite.detect.DETECTORS` (``auto``: the default, YuNet), used by every
+            actor (an actor that cannot load it fails the job).
         num_actors: actors in the pool, each holding one loaded model (None: one per CPU of the cluster).
         batch_size: pictures (images or video frames) per work item, i.e. per actor call.
         overwrite: replace an existing ``output`` instead of refusing.

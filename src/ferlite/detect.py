@@ -1,13 +1,20 @@
-"""Face detection (MediaPipe BlazeFace, OpenCV Haar fallback) and crop geometry.
+"""Face detection (OpenCV's YuNet by default; MediaPipe BlazeFace and OpenCV's Haar cascade as options) and crop
+geometry.
 
-:class:`FaceDetector` holds a loaded detector (options object in, plain :class:`Face` results
-out, like MediaPipe Tasks); :func:`detect_faces` is the one-call form. ``detector="auto"`` uses
-MediaPipe's short-range BlazeFace: ``model_path`` when given, else the registered
-``blaze-face-short-range`` file through :func:`ferlite.weights.fetch` (cached, else the copy bundled
-in the package, so it works offline, else a download). It falls back, with one warning, to OpenCV's
-Haar cascade only when MediaPipe itself cannot load. :func:`crop_face` cuts a face out the way FER+ faces are
-framed (:class:`CropGeometry`; the defaults were chosen by measurement, see
-``docs/crop_geometry.md``). This module never imports TensorFlow.
+:class:`FaceDetector` holds a loaded detector (options object in, plain :class:`Face` results out, like MediaPipe
+Tasks); :func:`detect_faces` is the one-call form. The detectors, :data:`DETECTORS`:
+
+* ``yunet`` (the default; ``auto`` names it): YuNet run by OpenCV's own ``cv2.FaceDetectorYN``, so it needs only
+  the headless OpenCV build of the runtime install. Its model file (the registered ``yunet-2023mar``, MIT) ships
+  inside the package, so it works offline. Five keypoints.
+* ``mediapipe``: MediaPipe Tasks' BlazeFace short-range model (the registered ``blaze-face-short-range``, also
+  bundled). Needs the ``mediapipe`` extra (``pip install "ferlite[mediapipe]"``), which brings OpenCV's GUI build
+  and so libGL. Six keypoints.
+* ``haar``: OpenCV's Haar cascade (no keypoints, no scores); kept for comparison.
+
+The choice of the default, and each detector's crop geometry, were made by measurement (``docs/crop_geometry.md``).
+:func:`crop_face` cuts a face out the way FER+ faces are framed (:class:`CropGeometry`). This module never imports
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import os
 import sys
 import threading
 import types
-import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -27,6 +33,7 @@ import numpy as np
 __all__ = [
     "DETECTORS",
     "DEFAULT_MIN_SCORE",
+    "DEFAULT_DETECTOR",
     "KEYPOINT_NAMES",
     "Face",
     "CropGeometry",
@@ -40,11 +47,22 @@ __all__ = [
     "to_rgb",
 ]
 
-DETECTORS = ("auto", "mediapipe", "haar")
-# MediaPipe's own default is 0.5; at 0.6 far fewer false detections, few faces lost (docs/crop_geometry.md).
+DETECTORS = ("auto", "yunet", "mediapipe", "haar")
+DEFAULT_DETECTOR = "yunet"  # what ``auto`` means
+# Chosen on experiments/crop_geometry.py's scenes (docs/crop_geometry.md): MediaPipe's own default is 0.5, at 0.6 it
+# made 4 false detections in 400 scenes (0.5: 13); YuNet (as searched here) made 2 at 0.6. Haar has no scores.
 DEFAULT_MIN_SCORE = 0.6
-KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
-_warned_fallback = False
+# Each detector's keypoints, in the order of Face.keypoints (the subject's right eye is the one on the image's left).
+KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
+    "yunet": ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),
+    "mediapipe": ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion"),
+    "haar": (),
+}
+# YuNet finds faces of about 10 to 300 pixels, and makes more false detections in larger pictures: it searches a copy
+# reduced to a longer side of 480 pixels, then one of 240 for the faces too large for the first. On the 400 scenes
+# and 2,500 news photos of docs/crop_geometry.md this found as many faces, with 2 false detections instead of 32, as
+# 640 then 320, for 56% of the pixels.
+_YUNET_SIDES = (480, 240)
 
 
 @dataclass(frozen=True)
@@ -54,8 +72,8 @@ class Face:
     Attributes:
         box: (x, y, w, h) in pixels of the input image, clipped to it.
         score: detection confidence in [0, 1] (Haar gives none: 1.0).
-        keypoints: MediaPipe's six (x, y) points in input pixels, in :data:`KEYPOINT_NAMES` order
-            (the subject's right eye is the one on the image's left); empty for Haar.
+        keypoints: (x, y) points in input pixels, in the order of the detector's :data:`KEYPOINT_NAMES` (YuNet five,
+            MediaPipe six, Haar none); the first two are always the subject's right and left eye.
     """
 
     box: tuple[int, int, int, int]
@@ -67,7 +85,7 @@ class Face:
 class CropGeometry:
     """How a detection box becomes a face crop (see ``docs/crop_geometry.md`` for the measurements).
 
-    The defaults suit MediaPipe's boxes; :data:`DEFAULT_GEOMETRY` holds each detector's default.
+    :data:`DEFAULT_GEOMETRY` holds each detector's measured default.
 
     Attributes:
         square: make the crop square, of side the box's larger side (before the margin).
@@ -79,8 +97,8 @@ class CropGeometry:
     """
 
     square: bool = True
-    margin: float = 0.1
-    offset_y: float = -0.1
+    margin: float = -0.05
+    offset_y: float = 0.0
     align: bool = True
     align_min_angle: float = 0.0
 
@@ -91,9 +109,11 @@ class CropGeometry:
             raise ValueError(f"offset_y must be in [-1, 1] (a fraction of the box height), got {self.offset_y}")
 
 
-# Measured with benchmarks/crop_geometry.py (docs/crop_geometry.md): MediaPipe's box is ~0.83 of
-# a FER+ frame and sits low in it; Haar's is ~0.96 of it and centred. Haar gives no keypoints to align by.
+# Measured with experiments/crop_geometry.py (docs/crop_geometry.md): YuNet's box is ~1.01 of a FER+ frame, taller
+# than wide (its square crop, of the box's height, is then cut 5% in on every side); MediaPipe's is ~0.83 of it and
+# sits low in it; Haar's is ~0.96 of it and centred. Haar gives no keypoints to align by.
 DEFAULT_GEOMETRY: dict[str, CropGeometry] = {
+    "yunet": CropGeometry(margin=-0.05, offset_y=0.0, align=True),
     "mediapipe": CropGeometry(margin=0.1, offset_y=-0.1, align=True),
     "haar": CropGeometry(margin=0.0, offset_y=0.0, align=False),
 }
@@ -104,10 +124,11 @@ class FaceDetectorOptions:
     """Options of a :class:`FaceDetector`.
 
     Attributes:
-        detector: ``auto`` (MediaPipe, else Haar with one warning), ``mediapipe`` or ``haar``.
-        min_score: minimum detection confidence (MediaPipe only).
+        detector: one of :data:`DETECTORS`: ``yunet`` (the default, also named ``auto``), ``mediapipe`` or ``haar``.
+        min_score: minimum detection confidence (YuNet and MediaPipe; Haar has no scores).
         margin: grow each returned box by this fraction of its side on every side, clipped to the image.
-        model_path: a MediaPipe Tasks face-detector ``.tflite`` to use instead of the registered BlazeFace file.
+        model_path: a model file to use instead of the registered one: a YuNet ``.onnx`` for ``yunet``, a MediaPipe
+            Tasks face-detector ``.tflite`` for ``mediapipe``.
     """
 
     detector: str = "auto"
@@ -123,8 +144,18 @@ class FaceDetectorOptions:
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.model_path is not None and not os.path.isfile(self.model_path):
-            raise FileNotFoundError(f"face detector model_path {str(self.model_path)!r} is not a file (expected a "
-                                    "MediaPipe Tasks face detector .tflite, e.g. blaze_face_short_range.tflite)")
+            raise FileNotFoundError(f"face detector model_path {str(self.model_path)!r} is not a file (expected "
+                                    f"{_MODEL_FILES[self.resolved]})")
+
+    @property
+    def resolved(self) -> str:
+        """The detector these options load: ``auto`` resolved to :data:`DEFAULT_DETECTOR`."""
+        return DEFAULT_DETECTOR if self.detector == "auto" else self.detector
+
+
+_MODEL_FILES = {"yunet": "a YuNet face detector .onnx, e.g. face_detection_yunet_2023mar.onnx",
+                "mediapipe": "a MediaPipe Tasks face detector .tflite, e.g. blaze_face_short_range.tflite",
+                "haar": "no model file: the Haar cascade ships with OpenCV"}
 
 
 def check_image(image: object, what: str = "image") -> np.ndarray:
@@ -158,6 +189,112 @@ def to_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "bgr" else np.ascontiguousarray(image)
 
 
+class _YuNet:
+    """YuNet on OpenCV's ``cv2.FaceDetectorYN``: the bundled (or given) ``.onnx``, any image size."""
+
+    def __init__(self, options: FaceDetectorOptions) -> None:
+        import cv2
+
+        from ferlite.weights import fetch
+
+        path = str(options.model_path or fetch("yunet-2023mar"))
+        with open(path, "rb") as f:
+            if not _is_onnx(f.read()):  # OpenCV crashes (SIGSEGV) on some files that are not ONNX
+                raise ValueError(f"OpenCV cannot load the face detector model {path!r} as YuNet: not an ONNX model "
+                                 f"(expected {_MODEL_FILES['yunet']})")
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV 5 warns about DNN targets
+        try:
+            self._net = cv2.FaceDetectorYN.create(path, "", (32, 32), options.min_score, 0.3, 5000)
+            self._net.detect(np.zeros((32, 32, 3), np.uint8))  # another ONNX network fails here, not later
+        except cv2.error as exc:  # OpenCV's message names neither the file nor what it wanted
+            raise ValueError(f"OpenCV cannot load the face detector model {path!r} as YuNet: "
+                             f"{str(exc).strip().splitlines()[-1]} (expected {_MODEL_FILES['yunet']})") from exc
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        self._lock = threading.Lock()  # one network, one input size at a time
+
+    def _run(self, bgr: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+            _, rows = self._net.detect(bgr)
+        return np.zeros((0, 15), np.float32) if rows is None else rows
+
+    def _run_at(self, bgr: np.ndarray, side: int) -> np.ndarray:
+        """Detections in ``bgr`` reduced (never enlarged) to a longer side of ``side``, in ``bgr``'s pixels."""
+        import cv2
+
+        h, w = bgr.shape[:2]
+        scale = side / max(h, w)
+        if scale >= 1.0:
+            return self._run(bgr)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rows = self._run(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+        rows[:, 0:14:2] *= w / size[0]
+        rows[:, 1:14:2] *= h / size[1]
+        return rows
+
+    def detect(self, rgb: np.ndarray) -> list:
+        """Detections in the picture reduced to at most 480 pixels, and, for faces over YuNet's ~300 pixels, to 240."""
+        import cv2
+
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        rows = self._run_at(bgr, _YUNET_SIDES[0])
+        for side in _YUNET_SIDES[1:]:
+            if max(bgr.shape[:2]) > 1.5 * side:
+                rows = _merge(rows, self._run_at(bgr, side))
+        return [((float(r[0]), float(r[1]), float(r[2]), float(r[3])), float(r[14]),
+                 tuple((float(r[4 + 2 * i]), float(r[5 + 2 * i])) for i in range(5))) for r in rows]
+
+    def close(self) -> None:
+        self._net = None
+
+
+def _is_onnx(data: bytes) -> bool:
+    """Whether ``data`` is a protocol-buffer message whose fields end exactly at its end and that holds an ONNX graph
+    (ModelProto field 7): a cheap check that keeps files of other kinds away from OpenCV's parser."""
+    def varint(i: int) -> tuple[int, int]:
+        value = shift = 0
+        while i < len(data) and shift < 64:
+            value |= (data[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not data[i - 1] & 0x80:
+                return value, i
+        raise ValueError("truncated varint")
+
+    i, fields = 0, set()
+    try:
+        while i < len(data):
+            key, i = varint(i)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                _, i = varint(i)
+            elif wire == 2:
+                length, i = varint(i)
+                i += length
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                return False
+            fields.add(number)
+    except ValueError:
+        return False
+    return i == len(data) and 7 in fields
+
+
+def _merge(rows: np.ndarray, extra: np.ndarray, iou: float = 0.3) -> np.ndarray:
+    """``rows`` plus the rows of ``extra`` that overlap none of them by ``iou`` or more (boxes in columns 0-3)."""
+    def overlap(a: np.ndarray, b: np.ndarray) -> float:
+        x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+        x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+        inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+        return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+    new = [e for e in extra if all(overlap(e, r) < iou for r in rows)]
+    return np.concatenate([rows, np.array(new, dtype=rows.dtype).reshape(-1, rows.shape[1])])
+
+
 def _import_mediapipe():
     """Import MediaPipe Tasks without TensorFlow.
 
@@ -170,34 +307,43 @@ def _import_mediapipe():
         stub = types.ModuleType(name)
         stub.doc_controls = types.SimpleNamespace(do_not_generate_docs=lambda obj: obj)
         sys.modules[name] = stub
-    import mediapipe as mp
-    from mediapipe.tasks.python import BaseOptions, vision
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError as exc:
+        from ferlite._extras import MissingExtraError, extra_message
 
+        raise MissingExtraError(extra_message("mediapipe", "mediapipe"), name="mediapipe") from exc
     return mp, BaseOptions, vision
 
 
-def _load_mediapipe(min_score: float, model_path: str | None = None):
-    """A MediaPipe Tasks face detector from ``model_path``, else the registered BlazeFace file (cached, bundled or
-    downloaded); ValueError naming the file when MediaPipe cannot load it (not a model, or not a face detector)."""
-    from ferlite.weights import fetch
+class _MediaPipe:
+    """MediaPipe Tasks' face detector on the bundled (or given) BlazeFace ``.tflite``."""
 
-    _, base_options, vision = _import_mediapipe()
-    path = str(model_path or fetch("blaze-face-short-range"))
-    opts = vision.FaceDetectorOptions(base_options=base_options(model_asset_path=path),
-                                      min_detection_confidence=min_score)
-    try:
-        return vision.FaceDetector.create_from_options(opts)
-    except (ValueError, RuntimeError) as exc:  # MediaPipe's own message names neither the file nor what it wanted
-        raise ValueError(f"MediaPipe cannot load the face detector model {path!r}: {exc} (expected a MediaPipe "
-                         "Tasks face detector .tflite, e.g. blaze_face_short_range.tflite)") from exc
+    def __init__(self, options: FaceDetectorOptions, owner: object) -> None:
+        from ferlite.weights import fetch
 
+        _, base_options, vision = _import_mediapipe()
+        path = str(options.model_path or fetch("blaze-face-short-range"))
+        opts = vision.FaceDetectorOptions(base_options=base_options(model_asset_path=path),
+                                          min_detection_confidence=options.min_score)
+        try:
+            self._task = vision.FaceDetector.create_from_options(opts)
+        except (ValueError, RuntimeError) as exc:  # MediaPipe's own message names neither the file nor what it wanted
+            raise ValueError(f"MediaPipe cannot load the face detector model {path!r}: {exc} (expected "
+                             f"{_MODEL_FILES['mediapipe']})") from exc
+        self._finalizer = _close_before_exit(owner, self._task)
 
-def _warn_fallback(exc: Exception) -> None:
-    global _warned_fallback
-    if not _warned_fallback:
-        _warned_fallback = True
-        warnings.warn(f"MediaPipe face detector unavailable, falling back to OpenCV's Haar cascade: {exc}",
-                      RuntimeWarning, stacklevel=3)
+    def detect(self, rgb: np.ndarray) -> list:
+        mp, _, _ = _import_mediapipe()
+        h, w = rgb.shape[:2]
+        result = self._task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        return [((d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width, d.bounding_box.height),
+                 float(d.categories[0].score), tuple((float(k.x * w), float(k.y * h)) for k in d.keypoints))
+                for d in result.detections]
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 def _close_before_exit(owner: object, task: object) -> weakref.finalize:
@@ -212,81 +358,76 @@ def _close_before_exit(owner: object, task: object) -> weakref.finalize:
     return finalizer
 
 
+class _Haar:
+    """OpenCV's frontal-face Haar cascade (no scores, no keypoints)."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if self._cascade.empty():
+            raise OSError(f"OpenCV's Haar cascade could not be loaded from {cv2.data.haarcascades}")
+
+    def detect(self, rgb: np.ndarray) -> list:
+        import cv2
+
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        min_side = max(24, min(gray.shape) // 20)
+        boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        return [(tuple(int(v) for v in b), 1.0, ()) for b in boxes]
+
+    def close(self) -> None:
+        self._cascade = None
+
+
 class FaceDetector:
     """A loaded face detector: ``FaceDetector(FaceDetectorOptions(...))`` or ``FaceDetector(detector="haar")``.
 
-    Keyword arguments override fields of ``options``. Use it as a context manager, or call
-    :meth:`close`, to release MediaPipe's graph early (it is released at exit otherwise).
+    Keyword arguments override fields of ``options``. Use it as a context manager, or call :meth:`close`, to
+    release the detector early (MediaPipe's graph is released at exit otherwise).
 
     Raises:
-        ValueError: an invalid option; or ``detector="mediapipe"`` and MediaPipe cannot load the model file (not a
-            model, or not a face detector).
-        OSError / ImportError: ``detector="mediapipe"`` and the model file or MediaPipe cannot be had.
+        ValueError: an invalid option, or a model file the detector cannot load (not a model, or not its kind).
+        ImportError: ``detector="mediapipe"`` without MediaPipe installed (the message names the extra).
+        OSError: the registered model file cannot be had.
     """
 
     def __init__(self, options: FaceDetectorOptions | None = None, **overrides: object) -> None:
         self.options = dataclasses.replace(options or FaceDetectorOptions(), **overrides)
-        self._mp = None
-        self._haar = None
-        if self.options.detector != "haar":
-            try:
-                self._mp = _load_mediapipe(self.options.min_score, self.options.model_path)
-            except (ImportError, OSError, RuntimeError, ValueError) as exc:
-                if self.options.detector == "mediapipe":
-                    raise
-                _warn_fallback(exc)
-        if self._mp is not None:
-            self._finalizer = _close_before_exit(self, self._mp)
+        name = self.options.resolved
+        if name == "yunet":
+            self._impl = _YuNet(self.options)
+        elif name == "mediapipe":
+            self._impl = _MediaPipe(self.options, self)
         else:
-            import cv2
-
-            self._haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-            if self._haar.empty():
-                raise OSError(f"OpenCV's Haar cascade could not be loaded from {cv2.data.haarcascades}")
+            self._impl = _Haar()
+        self._name = name
 
     @property
     def name(self) -> str:
-        """The detector in use: ``mediapipe`` or ``haar``."""
-        return "haar" if self._haar is not None else "mediapipe"
+        """The detector in use: ``yunet``, ``mediapipe`` or ``haar``."""
+        return self._name
 
     def detect(self, image: np.ndarray, *, color: str = "rgb") -> list[Face]:
         """Faces in a uint8 HxW or HxWx3 image (``color="bgr"`` for OpenCV frames), largest first; none: ``[]``."""
         rgb = to_rgb(image, color)
-        if self._haar is None and self._mp is None:
+        if self._impl is None:
             raise RuntimeError("this FaceDetector was closed")
-        raw = self._detect_haar(rgb) if self._haar is not None else self._detect_mediapipe(rgb)
         h, w = rgb.shape[:2]
         m = self.options.margin
         faces = []
-        for (x, y, bw, bh), score, kps in raw:
+        for (x, y, bw, bh), score, kps in self._impl.detect(rgb):
             x0, y0 = max(0, round(x - m * bw)), max(0, round(y - m * bh))
             x1, y1 = min(w, round(x + bw + m * bw)), min(h, round(y + bh + m * bh))
             if x1 > x0 and y1 > y0:
                 faces.append(Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), score, kps))
         return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
-    def _detect_mediapipe(self, rgb: np.ndarray) -> list:
-        mp, _, _ = _import_mediapipe()
-        h, w = rgb.shape[:2]
-        result = self._mp.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
-        return [((d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width, d.bounding_box.height),
-                 float(d.categories[0].score), tuple((float(k.x * w), float(k.y * h)) for k in d.keypoints))
-                for d in result.detections]
-
-    def _detect_haar(self, rgb: np.ndarray) -> list:
-        import cv2
-
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        min_side = max(24, min(gray.shape) // 20)
-        boxes = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-        return [(tuple(int(v) for v in b), 1.0, ()) for b in boxes]
-
     def close(self) -> None:
         """Release the detector; :meth:`detect` raises afterwards."""
-        if self._mp is not None:
-            self._finalizer()
-            self._mp = None
-        self._haar = None
+        if self._impl is not None:
+            self._impl.close()
+            self._impl = None
 
     def __enter__(self) -> FaceDetector:
         return self

@@ -1,4 +1,5 @@
-"""Scoring a model on a dataset: metrics under the documented protocols, reports and plots.
+"""Scoring a model on a dataset: metrics under the documented protocols (the text report and plots of an
+:class:`EvalReport`: :mod:`ferlite.report`).
 
 Protocols for a FER+ split folder:
 
@@ -13,11 +14,11 @@ Protocols for a FER+ split folder:
 Only models whose classes are the FER+ ones (the 8 emotions, or those and ``unknown``) can be
 scored against FER+ votes.
 
-A generic CSV dataset (see :func:`ferlite.data.read_csv_dataset`) is scored against each row's
+A generic CSV dataset (see :func:`ferlite.datasets.read_csv_dataset`) is scored against each row's
 normalised votes, with the same ``mae``, ``top1``, ``kl``, ``class_mae`` and confusion matrix;
 its classes must be the model's, in the same order, and ``major8_acc`` does not apply (``major8_n`` 0).
 
-A folder-per-class dataset (``DIR/<class>/*.jpg``, see :func:`ferlite.data.list_class_folders`) gives one
+A folder-per-class dataset (``DIR/<class>/*.jpg``, see :func:`ferlite.datasets.list_class_folders`) gives one
 label per image: ``top1`` is the accuracy against it, with the predicted class the argmax of the model's
 outputs over the classes that have a folder (:func:`score_labels`); ``class_recall`` and the confusion
 matrix (rows: the folder's class) are over those classes. ``mae``, ``kl`` and ``class_mae`` need votes and
@@ -38,8 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite import metrics as M
-from ferlite._atomic import atomic_path
-from ferlite.data import (
+from ferlite.datasets import (
     LAYOUTS,
     DataError,
     FaceSet,
@@ -50,13 +50,14 @@ from ferlite.data import (
     require_faces,
 )
 from ferlite.detect import DETECTORS
+from ferlite.images import face_to_input
 from ferlite.labels import FERPLUS_CLASSES, votes_to_targets
 from ferlite.recognizer import Recognizer
 from ferlite.runtime import Predictor, load_predictor
 from ferlite.weights import DEFAULT_MODEL
 
 __all__ = ["EvalReport", "check_classes", "check_csv_columns", "score", "score_distribution", "score_labels",
-           "score_faces", "evaluate", "format_report", "plot_report"]
+           "score_faces", "evaluate"]
 
 _SCORABLE = (FERPLUS_CLASSES[:8], FERPLUS_CLASSES[:9])
 
@@ -74,7 +75,7 @@ def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
 
 def check_csv_columns(columns: Sequence[str], classes: Sequence[str], csv_file: str | os.PathLike = "the CSV",
                       model: str | os.PathLike = "the model") -> None:
-    """Raise :class:`~ferlite.data.DataError` unless a CSV dataset's class ``columns`` are the model's ``classes``,
+    """Raise :class:`~ferlite.datasets.DataError` unless a CSV dataset's class ``columns`` are the model's ``classes``,
     in the same order; the message lists the unknown and missing columns and the model's classes."""
     columns, classes = tuple(columns), tuple(classes)
     if columns == classes:
@@ -229,9 +230,9 @@ class EvalReport:
         model, model_path, backend: the model as asked for (name or path), its file and runtime.
         data: the split folder, CSV file or dataset folder.
         skipped: ``(file, line, reason)`` of rows (line 0: images) left out with ``skip_bad``.
-        layout: the dataset layout, one of :data:`ferlite.data.LAYOUTS`.
+        layout: the dataset layout, one of :data:`ferlite.datasets.LAYOUTS`.
         no_face: the photos in which the detector found no face (with ``detect``).
-        detector: the face detector used (``mediapipe`` or ``haar``), or ``""`` without ``detect``.
+        detector: the face detector used (``yunet``, ``mediapipe`` or ``haar``), or ``""`` without ``detect``.
         class_map: the folder renaming used (folder name -> class).
     """
 
@@ -313,7 +314,7 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
              batch_size: int = 256, class_map: Mapping[str, str] | None = None, detect: bool = False,
              detector: str = "auto") -> EvalReport:
     """Score a model on a FER+ split folder (``label.csv`` + PNGs), a generic CSV dataset, or a folder with one
-    sub-folder of images per class (:func:`ferlite.data.dataset_layout` tells which).
+    sub-folder of images per class (:func:`ferlite.datasets.dataset_layout` tells which).
 
     Args:
         model: ``None`` (the default pretrained model), a registered weights name, a ``.keras`` or
@@ -328,15 +329,15 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
         detect: folder-per-class data only: the images are whole photos; the largest face the ``detector``
             finds in each is scored (cut out as :meth:`~ferlite.recognizer.Recognizer.analyze` does), photos
             without a face are listed in ``EvalReport.no_face``. Without it images are face crops, read gray
-            and area-resized to the model's input as FER+ faces are.
-        detector: ``auto``, ``mediapipe`` or ``haar`` (with ``detect``).
+            and resized to the model's input (:func:`ferlite.images.face_to_input`) as FER+ faces are.
+        detector: one of :data:`ferlite.detect.DETECTORS` (with ``detect``; ``auto``: YuNet).
 
     Raises:
         FileNotFoundError: the model, the folder, its ``label.csv`` or the CSV is missing, or ``data`` is of no
             layout.
-        ferlite.data.DataError: a malformed row or unreadable image (naming file and line), unless
+        ferlite.datasets.DataError: a malformed row or unreadable image (naming file and line), unless
             ``skip_bad``; no readable face at all; bad folder names (see
-            :func:`ferlite.data.list_class_folders`).
+            :func:`ferlite.datasets.list_class_folders`).
         ValueError: a model whose classes do not match the data's, ``batch_size`` < 1, or ``class_map`` /
             ``detect`` with data that is not folder-per-class.
     """
@@ -357,7 +358,7 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
     finally:
         if rec:
             rec.close()
-    probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor.channels))
+    probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor))
                             for i in range(0, len(faces), batch_size)])
     s = score_faces(faces, probs, predictor.classes)
     if isinstance(model, Predictor):
@@ -389,123 +390,6 @@ def _largest_face(rec: Recognizer, rgb: np.ndarray) -> np.ndarray | None:
     return crops[0] if len(crops) else None
 
 
-def _model_input(images: np.ndarray, channels: int) -> np.ndarray:
-    """``(B, S, S)`` gray or ``(B, S, S, 3)`` RGB faces -> ``(B, S, S, channels)`` uint8, gray repeated
-    for 3-channel models (``(B, S, S, channels)`` model input passes as it is)."""
-    x = images if images.ndim == 4 else images[..., None]
-    return np.ascontiguousarray(np.repeat(x, 3, axis=-1) if channels == 3 and x.shape[-1] == 1 else x)
-
-
-def format_report(r: EvalReport) -> str:
-    """Human-readable report. FER+ and CSV data: the reference project's shape (top result accuracy, class-wise
-    MAE, total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix. Folder-per-class
-    data: the accuracy, class-wise recall, the sample counts, the confusion matrix and the photos without a face."""
-    width = max(map(len, r.classes)) + 2
-    folders = r.layout == "folders"
-    renamed = f"; renamed {','.join(f'{k}={v}' for k, v in r.class_map.items())}" if r.class_map else ""
-    lines = [
-        f"model: {r.model}" + (f"  ({r.model_path})" if r.model_path != r.model else ""),
-        f"data:  {r.data}" + (f"  (one folder per class{renamed})" if folders else ""),
-        "",
-        *(_label_lines(r, width) if folders else _vote_lines(r, width)),
-        "",
-        f"Confusion matrix (rows: {'the folder' if folders else 'true seed9 argmax'}, columns: predicted):",
-        " " * width + " ".join(f"{c[:7]:>7}" for c in r.classes),
-        *(f"{name:<{width}}" + " ".join(f"{v:7d}" for v in row) for name, row in zip(r.classes, r.confusion,
-                                                                                   strict=True)),
-    ]
-    if r.no_face:
-        lines += ["", f"No face found in {len(r.no_face)} photo(s):", *(f"  {p}" for p in r.no_face)]
-    return "\n".join(lines)
-
-
-def _vote_lines(r: EvalReport, width: int) -> list[str]:
-    """The metric lines of a report on FER+ or CSV votes."""
-    major8 = f"{r.major8_acc:.4f} ({100 * r.major8_acc:.2f}%)" if r.major8_n else "n/a (not FER+ votes or no face kept)"
-    return [
-        f"Top result accuracy: {r.top1:.4f} ({100 * r.top1:.2f}%)",
-        "Class-wise MAE:",
-        *(f"{name:<{width}} {v:.6f}" for name, v in r.class_mae.items()),
-        f"Total MAE: {r.mae:.6f}",
-        "",
-        f"major8 accuracy (FER+ majority protocol): {major8}",
-        f"KL(target || prediction): {r.kl:.4f}",
-        f"samples: {r.rows} rows, {len(r.skipped)} skipped as bad, {r.faces} read, "
-        f"{r.n} scored (seed9, {r.dropped} without votes), {r.major8_n} kept by majority",
-    ]
-
-
-def _label_lines(r: EvalReport, width: int) -> list[str]:
-    """The metric lines of a report on folder labels."""
-    true = r.confusion.sum(axis=1)
-    faces = (f"the largest face found by the {r.detector} detector in each photo; {r.dropped} photo(s) without one"
-             if r.detector else "each image taken as a face crop (no --detect)")
-    return [
-        f"Accuracy (top-1 against the folder): {r.top1:.4f} ({100 * r.top1:.2f}%)",
-        "Class-wise recall:",
-        *(f"{name:<{width}} {v:.4f}  ({r.confusion[i, i]}/{true[i]})"
-          for i, (name, v) in enumerate(r.class_recall.items())),
-        "",
-        f"predicted class: the argmax of the model's outputs for these {len(r.classes)} classes",
-        f"faces: {faces}",
-        f"samples: {r.rows} images, {len(r.skipped)} skipped as bad, {r.faces} read, {r.n} scored",
-    ]
-
-
-def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``confusion_matrix.png`` (row-normalised colours, counts written in) and ``class_mae.png``
-    (per-class MAE bars; ``class_recall.png``, per-class recall, for folder-per-class data) into ``out_dir``,
-    each atomically; return their paths."""
-    from matplotlib.figure import Figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    folders = r.layout == "folders"
-    k = len(r.classes)
-    fig = Figure(figsize=(6.5, 5.5))
-    ax = fig.subplots()
-    norm = r.confusion / np.clip(r.confusion.sum(axis=1, keepdims=True), 1, None)
-    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, label="fraction of the true class")
-    ax.set_xticks(range(k), r.classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), r.classes)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(r.confusion[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true (the folder)" if folders else "true (seed9 argmax)")
-    ax.set_title(f"{'accuracy' if folders else 'top-1'} {100 * r.top1:.1f}%  (n={r.n})")
-    fig.tight_layout()
-    paths = [_save_png(fig, out / "confusion_matrix.png")]
-    if folders:
-        paths.append(_bar_png(r.class_recall, "recall", f"per-class recall (accuracy {100 * r.top1:.1f}%, n={r.n})",
-                              out / "class_recall.png", "tab:green"))
-    else:
-        paths.append(_bar_png(r.class_mae, "MAE", f"per-class MAE (total {r.mae:.4f}, n={r.n})",
-                              out / "class_mae.png", "tab:orange"))
-    return paths
-
-
-def _bar_png(values: Mapping[str, float], ylabel: str, title: str, path: Path, color: str) -> Path:
-    """A bar chart of ``{class: value}`` written to ``path``."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 3.5))
-    ax = fig.subplots()
-    ax.bar(list(values), [0.0 if math.isnan(v) else v for v in values.values()], color=color)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
-def _save_png(fig, path: Path) -> Path:
-    """Render ``fig`` with Agg to a temporary file beside ``path``, then move it into place."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+def _model_input(images: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """A batch of faces as read (gray, RGB or model input) as ``predictor``'s uint8 ``(B, S, S, C)`` input."""
+    return np.stack([face_to_input(face, predictor.input_size, predictor.channels) for face in images])

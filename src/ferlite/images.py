@@ -1,4 +1,5 @@
-"""Reading image files: :func:`read_image`, the one image decoder of ferlite (OpenCV, after checks).
+"""Reading image files: :func:`read_image`, the one image decoder of ferlite (OpenCV, after checks), and
+:func:`face_to_input`, the one conversion of a face image into a model's input.
 
 Every image ferlite reads from a file comes through here: paths given to the recogniser, the demo and
 bulk annotation, FER+ folders, CSV datasets and calibration faces. A file is checked before it is
@@ -20,6 +21,9 @@ are, not composited onto a background); palette images are expanded; CMYK JPEGs 
 the EXIF orientation of a JPEG is applied. Formats: PNG, JPEG, BMP, TIFF and WebP, and any other whose
 header Pillow reads and that OpenCV decodes (PPM/PGM, Sun raster, JPEG 2000, GIF with OpenCV 4.11+...).
 
+Every face a model sees outside the ``tf.data`` training pipeline goes through :func:`face_to_input`: faces given
+to the recogniser, dataset readers (FER+ folders, CSV datasets, class folders), scoring and int8 calibration.
+
 This module never imports TensorFlow.
 """
 
@@ -33,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MODES", "ImageError", "read_image", "read_image_with_size"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MODES", "ImageError", "face_to_input", "read_image",
+           "read_image_with_size"]
 
 MAX_PIXELS = 40_000_000
 MODES = ("rgb", "gray")
@@ -247,3 +252,49 @@ def read_image(path: str | os.PathLike, *, mode: str = "rgb", max_pixels: int = 
         ValueError: an unknown ``mode``, or a ``max_pixels`` that is not a positive integer.
     """
     return read_image_with_size(path, mode=mode, max_pixels=max_pixels)[0]
+
+
+def face_to_input(image: np.ndarray, size: int, channels: int, *, color: str = "rgb") -> np.ndarray:
+    """A face image as a model's uint8 ``(size, size, channels)`` input.
+
+    Colour first: a colour face becomes gray with OpenCV's luma for a 1-channel model, a gray face is repeated
+    to 3 channels for a 3-channel one, and a BGR face (``color="bgr"``, OpenCV frames) is turned to RGB. Then
+    the side: a face larger than ``size`` on both sides is shrunk with area interpolation, any other face is
+    resized with bilinear interpolation; a face of ``size x size`` is kept as it is.
+
+    Args:
+        image: uint8 ``HxW`` gray, ``HxWx1`` or ``HxWx3`` (RGB, or BGR with ``color="bgr"``).
+        size: the model's input side in pixels.
+        channels: the model's input channels, 1 (gray) or 3 (RGB).
+        color: the channel order of a 3-channel ``image``, ``"rgb"`` or ``"bgr"``.
+
+    Raises:
+        ValueError: an image that is not uint8 HxW, HxWx1 or HxWx3 and non-empty, a ``size`` below 1,
+            ``channels`` other than 1 or 3, or an unknown ``color``.
+    """
+    import cv2
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)) \
+            or image.size == 0:
+        raise ValueError(f"expected a non-empty uint8 HxW, HxWx1 or HxWx3 face image, got {image.dtype} "
+                         f"{image.shape}")
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer (the model's input side), got {size!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}")
+    if color not in ("rgb", "bgr"):
+        raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if channels == 1 and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if color == "bgr" else cv2.COLOR_RGB2GRAY)
+    elif channels == 3:
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        elif color == "bgr":
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[:2] != (size, size):
+        shrink = min(image.shape[:2]) > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(image).reshape(size, size, channels)

@@ -1,6 +1,6 @@
 """Running ``.tflite`` models on the LiteRT interpreter (``ai-edge-litert``), without TensorFlow.
 
-:func:`litert_predictor` wraps a model written by :func:`ferlite.export.export_tflite` (or any
+:func:`litert_predictor` wraps a model written by :func:`ferlite.training.export.export_tflite` (or any
 single-input, single-output image classifier) in a :class:`~ferlite.runtime.Predictor`:
 
 * float32 / float16 exports take the uint8 face as it is and give probabilities;
@@ -96,7 +96,7 @@ def litert_predictor(path: str | os.PathLike, sidecar: dict, num_threads: int | 
         sidecar: its JSON sidecar (``classes`` names the K outputs; without it, the first K FER+ classes).
         num_threads: interpreter threads (None: LiteRT's default).
         builtin_kernels: run TFLite's built-in kernels instead of LiteRT's default XNNPACK delegate (to see what
-            a runtime without XNNPACK computes; int8 files can score differently there, see ferlite.export).
+            a runtime without XNNPACK computes; int8 files can score differently there, see ferlite.training.export).
 
     Raises:
         ValueError: not a valid single-input, single-output image model, or the sidecar disagrees with it.

@@ -1,4 +1,4 @@
-"""Evaluation metrics for soft-label FER: numpy functions and their Keras counterparts.
+"""Evaluation metrics for soft-label FER, in numpy (their Keras counterparts: :mod:`ferlite.training.metrics`).
 
 * :func:`mae` / :func:`class_mae`: mean absolute error between the target
   distribution and the prediction, over all entries / per class column.
@@ -15,7 +15,7 @@ import numpy as np
 
 from ferlite.labels import votes_to_targets
 
-__all__ = ["mae", "class_mae", "top1", "major8_accuracy", "kl_divergence", "confusion_matrix", "keras_metrics"]
+__all__ = ["mae", "class_mae", "top1", "major8_accuracy", "kl_divergence", "confusion_matrix"]
 
 _EPS = 1e-7
 
@@ -85,13 +85,3 @@ def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray, num_classes: in
     np.add.at(cm, (true_idx, pred_idx), 1)
     return cm
 
-
-def keras_metrics() -> list:
-    """Keras metrics matching :func:`mae`, :func:`top1` and :func:`kl_divergence`, for ``model.compile``."""
-    import keras
-
-    return [
-        keras.metrics.MeanAbsoluteError(name="mae"),
-        keras.metrics.CategoricalAccuracy(name="top1"),
-        keras.metrics.KLDivergence(name="kl"),
-    ]

@@ -27,6 +27,8 @@ TFLITE_EXPECTED = "a TFLite flatbuffer (file identifier 'TFL3' at byte 4)"
 _KERAS_MEMBERS = ("config.json", "model.weights.h5")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
+# the layers ferlite.training.quantnoise adds to a --quant-noise / --fake-quant run's checkpoint (last.keras)
+_NOISE_LAYERS = frozenset({"StepNoise", "FakeQuant"})
 
 
 def describe_file(path: str | os.PathLike) -> str:
@@ -66,18 +68,31 @@ def _not_a(path: Path, expected: str, got: str) -> ValueError:
     return ValueError(f"{path} is not a valid {path.suffix} model: expected {expected}, got {got}")
 
 
-def _lambda_layers(config) -> list[str]:
-    """Names of the ``Lambda`` layers anywhere in a Keras config (nested models included)."""
+def _layers_of(config, class_names: frozenset[str]) -> list[str]:
+    """Names of the layers of classes ``class_names`` anywhere in a Keras config (nested models included)."""
     found = []
     if isinstance(config, dict):
-        if config.get("class_name") == "Lambda":
+        if config.get("class_name") in class_names:
             found.append(str((config.get("config") or {}).get("name", "?")))
         for value in config.values():
-            found += _lambda_layers(value)
+            found += _layers_of(value, class_names)
     elif isinstance(config, list):
         for value in config:
-            found += _lambda_layers(value)
+            found += _layers_of(value, class_names)
     return found
+
+
+def _training_checkpoint(path: Path, exc: Exception) -> ValueError | None:
+    """The error for a ``--quant-noise`` / ``--fake-quant`` training checkpoint, whose noise layers only the training
+    wing registers; None for another file."""
+    with zipfile.ZipFile(path) as z:
+        layers = _layers_of(json.loads(z.read("config.json")), _NOISE_LAYERS)
+    if not layers:
+        return None
+    return ValueError(f"{path} is a --quant-noise / --fake-quant training checkpoint: its layers "
+                      f"{', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''} belong to training; load it with "
+                      'ferlite.training.quantnoise.load_checkpoint (pip install "ferlite[train]"), or use the run\'s '
+                      f"model.keras, saved without them ({type(exc).__name__} from Keras)")
 
 
 def _lambda_refused(path: Path, layers: list[str]) -> ValueError:
@@ -121,7 +136,7 @@ def _check_keras(path: Path) -> None:
         raise _not_a(path, KERAS_EXPECTED, f"a damaged zip archive ({exc})") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _not_a(path, KERAS_EXPECTED, f"a zip archive whose config.json is not JSON ({exc})") from exc
-    layers = _lambda_layers(config)
+    layers = _layers_of(config, frozenset({"Lambda"}))
     if layers:
         raise _lambda_refused(path, layers)
 
@@ -173,12 +188,13 @@ def load_keras_model(path: str | os.PathLike, *, compile: bool = False):
     check_model_file(path)
     import keras
 
-    import ferlite.quantnoise  # noqa: F401  registers the layer of --quant-noise training checkpoints
-
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # zip, HDF5, JSON and Keras deserialization errors of every kind
         if "Lambda" in str(exc) and "safe_mode" in str(exc):
             raise _lambda_refused(path, []) from exc
+        refused = _training_checkpoint(path, exc)
+        if refused is not None:
+            raise refused from exc
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise ValueError(f"{path} could not be loaded as {KERAS_EXPECTED}: {reason[:400]}") from exc

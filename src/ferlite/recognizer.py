@@ -26,7 +26,7 @@ from ferlite.detect import (
     crop_face,
     to_rgb,
 )
-from ferlite.images import read_image, read_image_with_size
+from ferlite.images import face_to_input, read_image, read_image_with_size
 from ferlite.runtime import Predictor, load_predictor
 
 __all__ = ["Recognizer", "predict", "predict_batch", "read_image", "scale_results"]
@@ -94,23 +94,12 @@ class Recognizer:
 
     def _prepare(self, face: object, color: str, what: str = "face") -> np.ndarray:
         """One face as the model's uint8 (S, S, C) input."""
-        import cv2
-
         if color not in ("rgb", "bgr"):
             raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
         if isinstance(face, (str, os.PathLike)):
             face, color = read_image(face), "rgb"
         face = check_image(face, what)
-        if self.predictor.channels == 1:
-            if face.ndim == 3:
-                face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY if color == "bgr" else cv2.COLOR_RGB2GRAY)
-        else:
-            face = to_rgb(face, color)
-        s = self.predictor.input_size
-        if face.shape[:2] != (s, s):
-            interp = cv2.INTER_AREA if min(face.shape[:2]) > s else cv2.INTER_LINEAR
-            face = cv2.resize(face, (s, s), interpolation=interp)
-        return face.reshape(s, s, self.predictor.channels)
+        return face_to_input(face, self.predictor.input_size, self.predictor.channels, color=color)
 
     def predict(self, face: object, *, color: str = "rgb") -> dict[str, float]:
         """Class probabilities of one face crop (array or image path), in class order, summing to 1."""

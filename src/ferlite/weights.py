@@ -1,14 +1,14 @@
-"""The one registry of pretrained files (expression models and the face detector), fetched with pooch.
+"""The one registry of pretrained files (expression models and the face detectors), fetched with pooch.
 
 Resolution of a registered name, in order: a cached file with the registered sha256 > the file
 bundled inside the package with the registered sha256 > a download, checked against the sha256
 (pooch writes to a temporary name first, so a file with the wrong hash is never used nor left behind).
 The expression models are bundled only (their release URL is not published, so a missing bundled model
-is an error); the face detector is bundled and also downloadable from MediaPipe's own URL
-(``fallback_download``), so a package without it still works online.
+is an error); the face detectors (YuNet, BlazeFace) are bundled and also downloadable from their projects' own
+URLs (``fallback_download``), so a package without them still works online.
 
 * Cache folder: ``$FERLITE_HOME`` or ``pooch.os_cache("ferlite")``; weights live in its ``weights/``.
-* Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detector's included
+* Mirrors: ``$FERLITE_BASE_URL`` replaces the folder of every download URL, the detectors' included
   (the mirror serves the same file names).
 * Aliases (:data:`ALIASES`): ``default`` (the default model, Keras) and ``fast`` (the small model as int8 TFLite)
   are accepted wherever a registered name is; in :func:`resolve_model` an existing file of that name comes first.
@@ -80,7 +80,7 @@ class WeightsEntry:
     metrics: dict[str, float] = field(default_factory=dict, hash=False)
     size: int | None = None  # bytes of the registered file
     params: int | None = None  # parameters of the network (an export: its source model's)
-    macs: int | None = None  # multiply-adds of one forward pass (ferlite.models.count_macs)
+    macs: int | None = None  # multiply-adds of one forward pass (ferlite.training.models.count_macs)
     bundled: bool = False
     fallback_download: bool = False  # bundled, and downloaded from ``url`` when the package lacks the file
 
@@ -112,7 +112,7 @@ def _model(name: str, kind: str, description: str, *, sha256: str | None, size: 
 
 # When a model is (re)trained or exported, update its `sha256=..., size=..., params=..., macs=...` and `metrics=...`
 # lines. size is the file's bytes; params and macs are the network's (keras.Model.count_params and
-# ferlite.models.count_macs of the .keras file; an export has its source model's). tests/test_weights.py checks
+# ferlite.training.models.count_macs of the .keras file; an export has its source model's). tests/test_weights.py checks
 # sha256, size, params and macs against the bundled files. Metrics are FER2013Valid figures of that very file
 # (`ferlite-eval --data FER2013Valid --model NAME --json`: mae and top1 under seed9, major8_acc).
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
@@ -144,6 +144,14 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in (
         "detector", "MediaPipe BlazeFace short-range face detector (float16, Apache-2.0), for MediaPipe Tasks",
         input_size=128, channels=3, preprocessing="RGB image of any size; MediaPipe Tasks resizes it",
         size=229_746, bundled=True, fallback_download=True,  # Apache-2.0: pretrained/blaze_face_short_range.LICENSE.txt
+    ),
+    WeightsEntry(
+        "yunet-2023mar", "face_detection_yunet_2023mar.onnx",
+        "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+        "detector", "YuNet face detector (OpenCV model zoo, MIT), run by OpenCV's cv2.FaceDetectorYN: the default",
+        input_size=None, channels=3, preprocessing="BGR image of any size; OpenCV sets the input size per image",
+        size=232_589, bundled=True, fallback_download=True,  # MIT: pretrained/face_detection_yunet_2023mar.LICENSE.txt
     ),
 )}
 DEFAULT_MODEL = "ferplus-mfn-1.0"

@@ -7,7 +7,9 @@ Errors: every command ends a failure with one ``Error: ...`` line on stderr and 
 usage error, after click's usage lines; 1 otherwise), never a Python traceback. ``ferlite --debug COMMAND`` or
 the environment variable ``FERLITE_DEBUG=1`` (which also works for ``ferlite-train`` and the other direct
 scripts) shows the traceback and the full message instead. This is implemented once, by :func:`_guard`, which
-wraps the callback of every command below.
+wraps the callback of every command below. A command that needs an extra which is not installed (``train``,
+``ferlite export``, ``eval`` of a ``.keras`` model without TensorFlow, ...) says in that one line which
+``pip install "ferlite[...]"`` to run.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from collections.abc import Callable
 
 import click
 
+from ferlite._extras import MissingExtraError, extra_for, extra_message
 from ferlite.cli.bulk import bulk_cmd
 from ferlite.cli.demo import demo_cmd
 from ferlite.cli.eval import eval_cmd
 from ferlite.cli.export import export_cmd
 from ferlite.cli.prepare import prepare_cmd
+from ferlite.cli.serve import serve_cmd
 from ferlite.cli.train import train_cmd
 from ferlite.cli.weights import weights_cmd
 
@@ -71,6 +75,12 @@ def _guard(callback: Callable) -> Callable:
             else:
                 exc.message = _one_line(exc.message)
             raise
+        except ImportError as exc:  # a part of ferlite whose extra is not installed: say which to install
+            extra = extra_for(exc.name)
+            if extra is None or debug_enabled():
+                raise
+            message = str(exc) if isinstance(exc, MissingExtraError) else extra_message(extra, exc.name)
+            raise click.ClickException(message) from exc
         except Exception as exc:
             if debug_enabled():
                 raise
@@ -106,6 +116,7 @@ main.add_command(prepare_cmd, "prepare")
 main.add_command(weights_cmd, "weights")
 main.add_command(export_cmd, "export")
 main.add_command(bulk_cmd, "bulk")
+main.add_command(serve_cmd, "serve")
 _guard_all(main)
 
 train_main = train_cmd

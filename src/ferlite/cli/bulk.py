@@ -6,8 +6,11 @@ import json
 
 import click
 
+from ferlite.cli._once import OnceCommand
+from ferlite.detect import DETECTORS
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.command(cls=OnceCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), metavar="OUT.parquet",
               help="The Parquet file to write: source, frame, face, x, y, w, h, score, one column per class, error.")
@@ -17,8 +20,8 @@ import click
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
               help="Registered weights name, alias (fast, default) or .keras/.tflite file  "
                    "[default: the bundled float16 TFLite model]")
-@click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
-              help="Face detector; auto falls back to haar when MediaPipe's model cannot be had.")
+@click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
+              help="Face detector; auto is yunet (bundled); mediapipe needs the mediapipe extra.")
 @click.option("--actors", type=click.IntRange(min=1), default=None,
               help="Actors in the pool, each with the model loaded once  [default: one per CPU of the cluster]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,

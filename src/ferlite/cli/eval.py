@@ -6,9 +6,12 @@ import json
 
 import click
 
+from ferlite.cli._once import OnceCommand
+from ferlite.detect import DETECTORS
+
 
 def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
-    from ferlite.data import parse_class_map
+    from ferlite.datasets import parse_class_map
 
     try:
         return parse_class_map(value) if value is not None else {}
@@ -16,7 +19,7 @@ def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OnceCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True),
               help="FER+ split folder (label.csv + 48x48 PNGs), e.g. FER2013Valid; a CSV dataset "
                    "(image,<class>,...) whose classes are the model's; or a folder with one sub-folder of "
@@ -29,8 +32,8 @@ def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--detect", is_flag=True,
               help="Folder per class: the images are whole photos; score the largest face the detector finds "
                    "(cropped as ferlite demo does) and count the photos without one.")
-@click.option("--detector", type=click.Choice(["auto", "mediapipe", "haar"]), default="auto", show_default=True,
-              help="Face detector for --detect; auto falls back to haar when MediaPipe's model cannot be had.")
+@click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
+              help="Face detector for --detect; auto is yunet (bundled); mediapipe needs the mediapipe extra.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the report.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write confusion_matrix.png and class_mae.png (class_recall.png for a folder per class) into DIR.")
@@ -46,7 +49,8 @@ def eval_cmd(data_dir: str, model: str | None, class_map: dict[str, str], detect
     protocol; on a CSV dataset they use each row's normalised votes (no major8). On a folder per class
     (DIR/<class>/*.jpg) they are the accuracy against the folder, with the predicted class the argmax over
     the classes that have a folder, the recall of each class and the confusion matrix (no MAE, KL or major8)."""
-    from ferlite.evaluate import evaluate, format_report, plot_report
+    from ferlite.evaluate import evaluate
+    from ferlite.report import format_report, plot_report
 
     try:
         report = evaluate(model, data_dir, skip_bad=skip_bad, batch_size=batch_size, class_map=class_map,

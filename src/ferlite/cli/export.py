@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ferlite.export import LEAKY_RELU_FORMS, QUANTIZE_MODES
+from ferlite.cli._once import OnceCommand
+from ferlite.training.export import LEAKY_RELU_FORMS, QUANTIZE_MODES
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OnceCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", default=None, metavar="NAME_OR_PATH",
               help="Registered weights name, alias (default) or .keras file (default: the default pretrained model).")
 @click.option("--format", "fmt", type=click.Choice(["tflite"]), default="tflite", show_default=True,
@@ -18,7 +19,8 @@ from ferlite.export import LEAKY_RELU_FORMS, QUANTIZE_MODES
               help="The .tflite file to write (default: <model>-fp32.tflite, -fp16.tflite or -int8.tflite "
                    "in the current folder). Its sidecar FILE.json is written beside it.")
 @click.option("--calibration-data", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="int8: a FER+ split folder or a folder of face images (default: ../shared FER2013Valid).")
+              help="int8 (needed): the calibration faces, a FER+ split folder (e.g. FER2013Train) or a folder of "
+                   "face images.")
 @click.option("--num-calibration", type=click.IntRange(min=1), default=300, show_default=True,
               help="int8: how many faces calibrate the activation ranges.")
 @click.option("--logit-correction/--no-logit-correction", default=True, show_default=True,
@@ -31,7 +33,7 @@ def export_cmd(model: str | None, fmt: str, quantize: str, output: str | None, c
                num_calibration: int, logit_correction: bool, leaky_relu: str) -> None:
     """Export a Keras model to TFLite for LiteRT (Raspberry Pi and other edge boxes)."""
     from ferlite import weights
-    from ferlite.export import default_output, export_tflite
+    from ferlite.training.export import default_output, export_tflite
 
     try:
         out = output or default_output(weights.resolve_model(model), quantize)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from ferlite.cli._once import OnceCommand
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.command(cls=OnceCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("fer2013_csv", type=click.Path(exists=True, dir_okay=False))
 @click.argument("ferplus_csv", type=click.Path(exists=True, dir_okay=False))
 @click.argument("output_dir", type=click.Path(file_okay=False))
@@ -20,7 +22,7 @@ def prepare_cmd(fer2013_csv: str, ferplus_csv: str, output_dir: str, skip_bad: b
     without a FER+ image name are left out. Nothing is written unless every row is valid
     (or --skip-bad is given).
     """
-    from ferlite.data import DataError, prepare_ferplus
+    from ferlite.datasets import DataError, prepare_ferplus
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

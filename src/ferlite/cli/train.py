@@ -7,8 +7,11 @@ import sys
 
 import click
 
-from ferlite.distribute import STRATEGIES
+from ferlite.cli._once import OnceCommand
 from ferlite.labels import TARGET_MODES
+from ferlite.training.augment import PRESETS
+from ferlite.training.distribute import STRATEGIES
+from ferlite.training.loop import LOSSES, OPTIMIZERS, SCHEDULES
 
 
 def _command_line() -> str:
@@ -28,7 +31,7 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     return names
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OnceCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--train", "train_dir", required=True, type=click.Path(exists=True),
               help="FER+ training split folder (label.csv + PNGs), or a generic dataset CSV (image,<classes...>).")
 @click.option("--val", "val_dir", required=True, type=click.Path(exists=True),
@@ -44,20 +47,20 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
               help="How votes become targets.")
 @click.option("--num-classes", type=click.Choice(["8", "9"]), default=None,
               help="8 emotions or 8 + unknown (default: 9 for seed9, 8 for the paper schemes).")
-@click.option("--loss", type=click.Choice(["crossentropy", "bce", "kl"]), default="crossentropy", show_default=True,
+@click.option("--loss", type=click.Choice(LOSSES), default="crossentropy", show_default=True,
               help="crossentropy on the vote distribution; bce as the reference did.")
 @click.option("--label-smoothing", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True)
-@click.option("--opt", type=click.Choice(["sgd", "adam", "adamw"]), default="adamw", show_default=True)
+@click.option("--opt", type=click.Choice(OPTIMIZERS), default="adamw", show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
               help="Peak learning rate.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-3, show_default=True)
-@click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True,
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True,
               help="cosine decay with warmup, or halve on a val-MAE plateau.")
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
               help="Global batch; at most the number of training faces.")
-@click.option("--aug", type=click.Choice(["none", "flip", "light", "standard", "strong"]), default="light",
+@click.option("--aug", type=click.Choice(list(PRESETS)), default="light",
               show_default=True, help="Augmentation preset.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
@@ -95,14 +98,14 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
                                 "(with --teacher).")
 @click.option("--quant-noise", is_flag=True,
               help="Noise-aware training for int8 export: uniform noise of one int8 step on the output of every "
-                   "batch normalisation and activation, in training only (ferlite.quantnoise).")
+                   "batch normalisation and activation, in training only (ferlite.training.quantnoise).")
 @click.option("--fake-quant", is_flag=True,
               help="Quantization-aware training for int8 export: the output of every batch normalisation and "
                    "activation rounded, in training only, to 256 levels of a moving-average range, the gradient "
-                   "passed straight through (ferlite.quantnoise). Not with --quant-noise.")
+                   "passed straight through (ferlite.training.quantnoise). Not with --quant-noise.")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
-    from ferlite.train import TrainConfig, train
+    from ferlite.training.loop import TrainConfig, train
 
     cfg = TrainConfig(train=train_dir, val=val_dir, channels=int(channels),
                       num_classes=int(num_classes) if num_classes else None, **opts)

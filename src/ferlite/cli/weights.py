@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ferlite.cli._once import OnceGroup
+
 if TYPE_CHECKING:
     from ferlite.weights import WeightsEntry
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OnceGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def weights_cmd() -> None:
     """Pretrained expression models and the face detector: list, fetch, path."""
 

@@ -1,0 +1,151 @@
+"""The ``tf.data`` soft-label pipeline: uint8 faces and target distributions in, augmented model-input batches out.
+
+:func:`make_dataset` batches the arrays that :mod:`ferlite.datasets` reads, converts them to the model's input on
+the graph (:func:`to_model_input`) and, for training, shuffles them and augments them as an
+:class:`~ferlite.training.augment.AugmentConfig` says, with stateless random ops: the same seed gives the same
+batches. TensorFlow is imported when a dataset is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ferlite.training.augment import AugmentConfig
+
+__all__ = ["make_dataset", "to_model_input"]
+
+
+def to_model_input(images, input_size: int, channels: int):
+    """Batch of uint8 ``(B, H, W[, 1|3])`` images to the model's uint8 ``(B, S, S, C)`` (graph op)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images)
+    if x.shape.rank == 3:
+        x = x[..., None]
+    if x.shape[1] != input_size or x.shape[2] != input_size:
+        x = tf.image.resize(tf.cast(x, tf.float32), (input_size, input_size), method="bilinear", antialias=True)
+        x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    if channels == 3 and x.shape[-1] == 1:
+        x = tf.repeat(x, 3, axis=-1)
+    elif channels == 1 and x.shape[-1] == 3:
+        x = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32))), tf.uint8)
+    return x
+
+
+def _augment_batch(x, seed, cfg: AugmentConfig):
+    """Augment a float32 ``(B, S, S, C)`` batch in [0, 255] with stateless per-image randomness."""
+    import math
+
+    import tensorflow as tf
+
+    b = tf.shape(x)[0]
+    side = tf.cast(tf.shape(x)[1], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+
+    def uniform(i, lo, hi):
+        return tf.random.stateless_uniform([b], seeds[i], lo, hi)
+
+    if cfg.flip:
+        flip = uniform(0, 0.0, 1.0) < 0.5
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+    if cfg.shift or cfg.scale or cfg.rotation:
+        angle = uniform(1, -cfg.rotation, cfg.rotation) * (math.pi / 180.0)
+        zoom = uniform(2, 1.0 - cfg.scale, 1.0 + cfg.scale)
+        tx = uniform(3, -cfg.shift, cfg.shift) * side
+        ty = uniform(4, -cfg.shift, cfg.shift) * side
+        # output pixel (u, v) samples input at A @ (u - c, v - c) + c - t, A = rotation / zoom
+        c = (side - 1.0) / 2.0
+        cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+        a0, a1, b0, b1 = cos, -sin, sin, cos
+        a2 = c - a0 * c - a1 * c - tx
+        b2 = c - b0 * c - b1 * c - ty
+        zeros = tf.zeros_like(a0)
+        transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        x = tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT",
+        )
+    if cfg.contrast:
+        factor = uniform(5, 1.0 - cfg.contrast, 1.0 + cfg.contrast)[:, None, None, None]
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = (x - mean) * factor + mean
+    if cfg.brightness:
+        x = x + uniform(6, -cfg.brightness, cfg.brightness)[:, None, None, None] * 255.0
+    if cfg.erase:
+        r = tf.random.stateless_uniform([b, 5], seeds[7], 0.0, 1.0)
+        area = (0.02 + 0.18 * r[:, 0]) * side * side
+        aspect = tf.exp((r[:, 1] - 0.5) * 2.0 * math.log(3.0))
+        h = tf.minimum(tf.sqrt(area * aspect), side)
+        w = tf.minimum(tf.sqrt(area / aspect), side)
+        y0 = r[:, 2] * (side - h)
+        x0 = r[:, 3] * (side - w)
+        on = r[:, 4] < cfg.erase
+        grid = tf.range(side)
+        in_y = (grid[None, :] >= y0[:, None]) & (grid[None, :] < (y0 + h)[:, None])
+        in_x = (grid[None, :] >= x0[:, None]) & (grid[None, :] < (x0 + w)[:, None])
+        mask = in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]
+        noise = tf.random.stateless_uniform(tf.concat([tf.shape(x)[:3], [1]], 0), seeds[7] + 1, 0.0, 255.0)
+        x = tf.where(mask[..., None], noise, x)
+    return x
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int = 128,
+    training: bool = False,
+    augment: AugmentConfig | str | None = None,
+    input_size: int = 48,
+    channels: int = 1,
+    seed: int = 0,
+    repeat: bool = False,
+    relabel: Callable | None = None,
+):
+    """A ``tf.data.Dataset`` of ``(uint8 images (B, S, S, C), float32 targets (B, K))`` batches.
+
+    Training datasets shuffle and augment on the graph with stateless random ops, so the same
+    ``seed`` gives the same batches. ``repeat=True`` makes the dataset endless (reshuffled every
+    pass), for ``fit(steps_per_epoch=...)``; without it every iterator yields the same order. Evaluation datasets
+    keep the input order and never augment. ``relabel(images, targets) -> targets``, a graph function, replaces
+    each batch's targets after augmentation, seeing the images the model will see (distillation's teachers:
+    :meth:`ferlite.training.distill.Teachers.relabel`); the images are unchanged by it.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    targets = np.asarray(targets, dtype=np.float32)
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8, got {images.dtype}")
+    if len(images) != len(targets):
+        raise ValueError(f"{len(images)} images but {len(targets)} targets")
+    if isinstance(augment, str):
+        augment = AugmentConfig.preset(augment)
+    ds = tf.data.Dataset.from_tensor_slices((images, targets))
+    if training:  # one pass: the same order for every iterator (a distribution strategy may open several)
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=repeat)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=training)
+
+    def prepare(x, y):
+        return to_model_input(x, input_size, channels), y
+
+    if training and augment is not None and augment != AugmentConfig.preset("none"):
+        cfg = augment
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+        def aug(batch, s):
+            x, y = batch
+            x = tf.cast(to_model_input(x, input_size, channels), tf.float32)
+            x = _augment_batch(x, tf.cast(s, tf.int32) % (2**31 - 1), cfg)
+            return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), y
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if relabel is not None:
+        ds = ds.map(lambda x, y: (x, relabel(x, y)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
