@@ -10,8 +10,7 @@ scales 0.4 to 1.6, cycling), read from disk by both sides.
   ``annotate`` call: actors started and models loaded, the images annotated, the Parquet file
   written. The fixed cost of a job is measured as the same call on one image, per actor count.
 
-The detector is MediaPipe's BlazeFace: the cached file, else ``../shared/models`` copied into a
-temporary FERLITE_HOME (the workers inherit it).
+The detector is the default, YuNet, from the file bundled in the package (nothing to fetch).
 
     python benchmarks/bulk_throughput.py [--images 200] [--model NAME_OR_PATH] [--batch-size 16] [--json FILE]
 """
@@ -22,15 +21,12 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHARED_DETECTOR = Path(__file__).resolve().parents[2] / "shared" / "models" / "blaze_face_short_range.tflite"
 ACTORS = (1, 2)
 
 
@@ -51,26 +47,11 @@ def write_images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def use_detector(workdir: Path) -> None:
-    """Make the BlazeFace file findable: the cache if it has it, else a FERLITE_HOME holding the shared copy."""
-    from ferlite.weights import locate
-
-    if locate("blaze-face-short-range") is not None:
-        return
-    if not SHARED_DETECTOR.is_file():
-        sys.exit(f"the BlazeFace file is neither cached nor at {SHARED_DETECTOR}: run `ferlite weights fetch "
-                 "blaze-face-short-range` first")
-    home = workdir / "home"
-    (home / "weights").mkdir(parents=True)
-    shutil.copy(SHARED_DETECTOR, home / "weights" / SHARED_DETECTOR.name)
-    os.environ["FERLITE_HOME"] = str(home)
-
-
 def loop_seconds(paths: list[Path], model: str | None) -> tuple[float, int]:
     """Seconds of ``analyze`` over every path with a warmed-up recogniser, and the faces found."""
     from ferlite.recognizer import Recognizer
 
-    rec = Recognizer.from_pretrained(model, detector="mediapipe")
+    rec = Recognizer.from_pretrained(model, detector="yunet")
     rec.analyze(paths[0])
     t = time.perf_counter()
     faces = sum(len(rec.analyze(p)) for p in paths)
@@ -93,7 +74,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        use_detector(work)
         paths = write_images(work / "images", args.images)
         loop_s, loop_faces = loop_seconds(paths, args.model)
 
@@ -103,9 +83,9 @@ def main() -> None:
         rows = [{"method": "loop over analyze", "seconds": loop_s, "faces": loop_faces, "job_overhead_s": None}]
         try:
             for n in ACTORS:
-                one = annotate(paths[0], work / f"one_{n}.parquet", model=args.model, detector="mediapipe",
+                one = annotate(paths[0], work / f"one_{n}.parquet", model=args.model, detector="yunet",
                                num_actors=n, batch_size=args.batch_size)
-                s = annotate(work / "images", work / f"bulk_{n}.parquet", model=args.model, detector="mediapipe",
+                s = annotate(work / "images", work / f"bulk_{n}.parquet", model=args.model, detector="yunet",
                              num_actors=n, batch_size=args.batch_size)
                 rows.append({"method": f"bulk, {n} actor{'s' if n > 1 else ''}", "seconds": s.seconds,
                              "faces": s.faces, "job_overhead_s": one.seconds})

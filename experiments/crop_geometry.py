@@ -45,7 +45,7 @@ THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7)
 ALIGN_MODES = {"off": {"align": False}, "on": {"align": True},
                "on if tilt >= 10 deg": {"align": True, "align_min_angle": 10.0}}
 SCENE_H, SCENE_W = 480, 640
-DETECTOR_NAMES = ("yunet", "mediapipe", "haar")
+DETECTOR_NAMES = ("yunet", "mediapipe")
 SCORED = ("yunet", "mediapipe")  # the detectors with scores and keypoints
 
 
@@ -223,7 +223,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.choice(len(data.images), size=min(args.faces, len(data.images)), replace=False))
     faces, votes = data.images[idx], data.votes[idx]
-    rec = Recognizer.from_pretrained(args.model)
+    rec = Recognizer.from_pretrained(args.model, balance=0)  # the model's own outputs: mae_lab is against FER+ votes
     targets = votes_to_targets(votes, "seed9", len(rec.classes)).targets
     score = Scorer(rec, faces, targets, votes)
     scenes, boxes = make_scenes(faces, rng)

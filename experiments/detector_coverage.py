@@ -7,7 +7,7 @@ photos with extra detections (some are other people in the background of news ph
 mean wall time of ``FaceDetector.detect`` per photo on this machine (one process, OpenCV's default threads);
 ``--frame-ms`` also times one 640x480 frame (scikit-image's astronaut, resized) per detector.
 
-    python experiments/detector_coverage.py DATA/wild/lfw-val DATA/wild/tcce [--detectors yunet,mediapipe,haar]
+    python experiments/detector_coverage.py DATA/wild/lfw-val DATA/wild/tcce [--detectors yunet,mediapipe]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def frame_ms(det: FaceDetector, repeats: int = 50) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", type=Path, help="folders of photos (searched recursively)")
-    ap.add_argument("--detectors", default="yunet,mediapipe,haar", help="comma-separated detectors")
+    ap.add_argument("--detectors", default="yunet,mediapipe", help="comma-separated detectors")
     ap.add_argument("--frame-ms", action="store_true", help="also time a 640x480 frame per detector")
     args = ap.parse_args()
     sets = {folder.name: [read_image(p) for p in photos(folder)] for folder in args.folders}

@@ -85,7 +85,7 @@ def test_demo_dir_with_nothing_readable_fails_and_leaves_no_files(tmp_path, tiny
     folder.mkdir()
     (folder / "x.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
     (folder / "y.txt").write_text("text")
-    code, stdout, stderr = demo("--image-dir", str(folder), "--model", str(tiny_model_path), "--detector", "haar",
+    code, stdout, stderr = demo("--image-dir", str(folder), "--model", str(tiny_model_path),
                                 "--no-display", "--csv", str(tmp_path / "faces.csv"), "--output", str(tmp_path / "o"))
     assert code == 1
     assert "0 image(s) read, 2 skipped" in stdout and "no image could be read" in stderr
@@ -127,12 +127,12 @@ def test_demo_video_with_smoothing(tmp_path, tiny_model_path):
 
 def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
     """The README's first command, as a real process, on a fresh cache with no network: the bundled model and the
-    bundled BlazeFace detector (MediaPipe, no Haar fallback), nothing downloaded into the cache."""
+    bundled YuNet detector, nothing downloaded into the cache."""
     proc = subprocess.run([*console_script(), "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
                           capture_output=True, text=True, env=offline_env(ferlite_home), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector yunet" in proc.stdout
-    assert "Haar" not in proc.stderr
+    assert "Error" not in proc.stderr and "Warning" not in proc.stderr
     assert "astronaut: 1 face(s)" in proc.stdout and "1 image(s) read, 0 skipped, 1 face(s) found" in proc.stdout
     assert (tmp_path / "out" / "astronaut_annotated.png").is_file()
     assert [p for p in ferlite_home.rglob("*") if p.is_file()] == []  # nothing fetched: every file was bundled
@@ -141,7 +141,7 @@ def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
 def test_demo_notes_missing_display(monkeypatch, tmp_path, tiny_model_path, astronaut_png):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    code, stdout, stderr = demo("--image", str(astronaut_png), "--model", str(tiny_model_path), "--detector", "haar")
+    code, stdout, stderr = demo("--image", str(astronaut_png), "--model", str(tiny_model_path))
     assert code == 0, stdout + stderr
     assert "no display available" in stderr and "continuing as with --no-display" in stderr
 
@@ -161,11 +161,11 @@ def test_demo_errors(tmp_path, tiny_model_path, astronaut_png):
         in stderr
     code, _, stderr = demo("--image", str(tmp_path / "missing.png"))
     assert code == 2 and "does not exist" in stderr
-    code, _, stderr = demo("--camera", "99", "--model", str(tiny_model_path), "--detector", "haar", "--no-display")
+    code, _, stderr = demo("--camera", "99", "--model", str(tiny_model_path), "--no-display")
     assert code == 1 and "cannot open camera 99" in stderr
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
-    code, _, stderr = demo("--video", str(fake), "--model", str(tiny_model_path), "--detector", "haar",
+    code, _, stderr = demo("--video", str(fake), "--model", str(tiny_model_path),
                            "--no-display", "--csv", str(tmp_path / "v.csv"))
     assert code == 1 and "cannot open video" in stderr and not (tmp_path / "v.csv").exists()
     code, _, stderr = demo("--sample", "--model", str(tmp_path / "nope.keras"), "--no-display")

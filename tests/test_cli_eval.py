@@ -177,20 +177,36 @@ def test_folder_per_class_with_class_map_json_plots_and_human_report(bundled_fp1
 
     plots = tmp_path / "plots"
     result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", " happy = happiness ", "--json",
-                      "--plots", plots)
+                      "--plots", plots, "--min-images", "1")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert JSON_KEYS <= set(out) and (out["layout"], out["class_map"]) == ("folders", {"happy": "happiness"})
     assert (out["mae"], out["kl"], out["major8_acc"], out["class_mae"]) == (None, None, None, None)
     assert out["n"] == out["rows"] == sum(1 for _ in folder.rglob("*.png")) == sum(map(sum, out["confusion_matrix"]))
-    lib = evaluate(bundled_fp16, folder, class_map={"happy": "happiness"}).to_json()
+    assert out["balanced_accuracy"] == pytest.approx(np.mean(list(out["class_recall"].values())))
+    lib = evaluate(bundled_fp16, folder, class_map={"happy": "happiness"}, min_images=1).to_json()
     assert out == {**lib, "model": str(bundled_fp16)}
     assert sorted(p.name for p in plots.iterdir()) == ["class_recall.png", "confusion_matrix.png"]
     assert f"wrote {plots / 'class_recall.png'}" in result.stderr
 
-    text = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness").stdout
-    assert "Accuracy (top-1 against the folder): " in text and "Class-wise recall:" in text
+    # the default --min-images 20: of the first 60 faces only neutral has 21; --exclude leaves classes out by name
+    text = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness",
+                    "--exclude", "contempt").stdout
+    assert text.index("Balanced accuracy (mean class-wise recall): ") < \
+        text.index("Accuracy (top-1 against the folder): ") < text.index("Class-wise recall:\nneutral ")
+    assert "classes scored: the 1 with at least 20 images, less contempt (excluded); left out: happiness (12 " \
+           "images), surprise (11 images)" in text
+    assert "contempt (1 images, excluded by name)" in text
     assert "(one folder per class; renamed happy=happiness)" in text and "Total MAE" not in text
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--min-images", "0")
+    assert result.exit_code == 2 and "Invalid value for '--min-images'" in result.stderr
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--exclude",
+                      "contempt,,fear")
+    assert result.exit_code == 2 and "expected class names separated by commas" in result.stderr
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--min-images", "30")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "Error: no class to score: each class has fewer than 30 images or is excluded (neutral 21, " \
+           in result.stderr
 
 
 @pytest.mark.parametrize("value, message", [
@@ -222,12 +238,20 @@ def test_detect_and_skip_bad_through_the_cli(bundled_fp16, ferplus_valid, tmp_pa
     assert f"Error: image {bad}: not a readable image" in result.stderr and "--skip-bad" in result.stderr
     with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped"):
         result = run_eval("--data", photos, "--model", bundled_fp16, "--detect", "--detector", "yunet",
-                          "--skip-bad")
+                          "--skip-bad", "--min-images", "1", "--json")
     assert result.exit_code == 0, result.stderr
     assert re.search(rf"^skipped {re.escape(str(bad))}: not a readable image: ", result.stderr, re.M), result.stderr
-    text = result.stdout
-    assert "samples: 4 images, 1 skipped as bad, 3 read, 2 scored" in text, text
-    assert "the largest face found by the yunet detector in each photo; 1 photo(s) without one" in text
-    assert text.endswith(f"No face found in 1 photo(s):\n  {photos / 'neutral' / 'gravel.png'}\n")
+    out = json.loads(result.stdout)
+    neutral, happiness = out["confusion_matrix"]  # the gravel scene is a miss of neutral, in the no-face column
+    assert out["confusion_columns"] == ["neutral", "happiness", "no face"] and neutral[2] == 1
+    assert (out["rows"], out["skipped"], out["faces"], out["n"], out["no_face"]) == (4, 1, 3, 3, 1)
+    assert out["balanced_accuracy"] == pytest.approx((neutral[0] / 2 + happiness[1] / 1) / 2)
+    assert out["top1"] == pytest.approx((neutral[0] + happiness[1]) / 3)
+    with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped"):
+        text = run_eval("--data", photos, "--model", bundled_fp16, "--detect", "--skip-bad", "--min-images", "1").stdout
+    assert "samples: 4 images, 1 skipped as bad, 3 read, 0 of classes left out, 3 scored" in text, text
+    assert "the largest face found by the yunet detector in each photo; 1 photo(s) without one, counted as misses" \
+        in text
+    assert text.endswith(f"No face found in 1 photo(s) (counted as misses):\n  {photos / 'neutral' / 'gravel.png'}\n")
     result = run_eval("--data", ferplus_valid, "--model", bundled_fp16, "--detect")
     assert result.exit_code == 1 and "detect (--detect) applies to a folder with one sub-folder" in result.stderr

@@ -30,7 +30,7 @@ MEDIAPIPE_BOX = (177, 82, 95, 95)  # MediaPipe's box on astronaut(), from ../sha
 needs_mediapipe = [pytest.mark.mediapipe, pytest.mark.skipif(
     importlib.util.find_spec("mediapipe") is None,
     reason='MediaPipe is not installed (an optional detector: pip install "ferlite[mediapipe]")')]
-DETECTORS = ["yunet", pytest.param("mediapipe", marks=needs_mediapipe), "haar"]
+DETECTORS = ["yunet", pytest.param("mediapipe", marks=needs_mediapipe)]
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +116,6 @@ def test_blank_and_noise_give_no_faces(detector):
                     rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
                     cv2.GaussianBlur(rng.integers(0, 256, (480, 640), dtype=np.uint8), (0, 0), 2)):
             assert det.detect(img) == []
-
-
-def test_haar_finds_the_astronaut(astronaut):
-    faces = detect_faces(astronaut, detector="haar")
-    assert len(faces) == 1
-    assert faces[0].keypoints == () and faces[0].score == 1.0
-    assert box_iou(faces[0].box, MEDIAPIPE_BOX) > 0.5
 
 
 def cache_files(ferlite_home) -> list[str]:
@@ -222,13 +215,13 @@ def test_package_without_the_file_offline_is_an_error_naming_it(offline, monkeyp
 
 
 def test_options_and_closed_detector_errors(astronaut):
-    with pytest.raises(ValueError, match="unknown detector 'dlib'.*auto, yunet, mediapipe, haar"):
+    with pytest.raises(ValueError, match="unknown detector 'dlib'.*auto, yunet, mediapipe$"):
         detect_faces(astronaut, detector="dlib")
     with pytest.raises(ValueError, match="min_score"):
         FaceDetectorOptions(min_score=1.5)
     with pytest.raises(ValueError, match="margin"):
         CropGeometry(margin=5)
-    det = FaceDetector(detector="haar")
+    det = FaceDetector()
     det.close()
     with pytest.raises(RuntimeError, match="closed"):
         det.detect(astronaut)
@@ -243,7 +236,7 @@ def test_options_and_closed_detector_errors(astronaut):
 ])
 def test_bad_images_are_named(image, error, match):
     with pytest.raises(error, match=match):
-        detect_faces(image, detector="haar")
+        detect_faces(image)
 
 
 def test_crop_is_an_exact_copy_inside_the_image(astronaut):

@@ -1,5 +1,6 @@
 """ferlite.evaluate: score() on hand-worked arrays; evaluate() on real FER2013Valid faces with tiny models;
-folder-per-class datasets of real FER+ faces (as crops, and pasted into whole photos for --detect)."""
+folder-per-class datasets of real FER+ faces (as crops, and pasted into whole photos for --detect) scored by the
+real-photo protocol (classes with enough images, argmax over them, photos without a face as misses)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import pytest
 from conftest import copy_split, majority_class_folder, paste_into_scene
 
 from ferlite.datasets import DataError
-from ferlite.evaluate import EvalReport, evaluate, score, score_distribution, score_labels
+from ferlite.evaluate import (
+    EvalReport,
+    evaluate,
+    score,
+    score_distribution,
+    score_labels,
+    score_photos,
+    select_classes,
+)
 from ferlite.report import format_report, plot_report
 
 # FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
@@ -249,12 +258,64 @@ def test_score_labels_hand_worked():
     assert (s["n"], s["top1"], s["major8_n"], s["class_mae"]) == (4, 0.5, 0, {})
     assert math.isnan(s["mae"]) and math.isnan(s["kl"]) and math.isnan(s["major8_acc"])
     assert s["confusion"].tolist() == [[1, 0, 1], [0, 1, 0], [0, 1, 0]]
+    assert s["balanced_accuracy"] == pytest.approx((1 / 2 + 1 / 1 + 0 / 1) / 3)
+    # the second photo had no face: a miss in the last column, its outputs ignored
+    s = score_labels([0, 1, 0, 2], probs, CLASSES9, ("neutral", "happiness", "sadness"), found=[1, 0, 1, 1])
+    assert s["confusion"].tolist() == [[1, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
+    assert (s["n"], s["top1"], s["balanced_accuracy"]) == (4, 0.25, pytest.approx((1 / 2 + 0 + 0) / 3))
+    with pytest.raises(ValueError, match=r"found must have shape \(4,\), one flag per photo, got \(3,\)"):
+        score_labels([0, 1, 0, 2], probs, CLASSES9, ("neutral", "happiness", "sadness"), found=[1, 1, 1])
     with pytest.raises(ValueError, match=r"must be classes of the model, in its order"):
         score_labels([0], probs[:1], CLASSES9, ("happiness", "neutral"))
     with pytest.raises(ValueError, match=r"must be classes of the model"):
         score_labels([0], probs[:1], CLASSES9, ("happy",))
     with pytest.raises(ValueError, match=r"labels must index the 3 classes \(0\.\.2\), got 0\.\.3"):
         score_labels([0, 3], probs[:2], CLASSES9, ("neutral", "happiness", "sadness"))
+
+
+def test_score_photos_protocol_hand_worked():
+    """Classes with at least min_images photos, less those excluded; argmax over them; no face a miss."""
+    #        neutral happiness surprise sadness anger disgust fear contempt unknown
+    rows = [
+        ("neutral", [0.6, 0.2, 0.0, 0.1, 0, 0, 0.1, 0, 0], True),  # hit
+        ("neutral", [0.1, 0.0, 0.0, 0.0, 0, 0, 0.0, 0, 0.9], True),  # unknown ignored: neutral, hit
+        ("neutral", [0.0] * 9, False),  # no face: a miss
+        ("happiness", [0.1, 0.8, 0.1, 0.0, 0, 0, 0.0, 0, 0], True),  # hit
+        ("happiness", [0.1, 0.2, 0.0, 0.7, 0, 0, 0.0, 0, 0], True),  # sadness: miss
+        ("sadness", [0.1, 0.0, 0.0, 0.3, 0, 0, 0.6, 0, 0], True),  # fear is left out: sadness, hit
+        ("sadness", [0.0] * 9, False),  # no face: a miss
+        ("fear", [0.0, 0.0, 0.0, 0.0, 0, 0, 1.0, 0, 0], True),  # 1 photo < 2: left out
+        ("contempt", [0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 1, 0], True),  # excluded by name
+        ("contempt", [0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 1, 0], True),
+    ]
+    labels, probs, found = zip(*rows, strict=True)
+    s = score_photos(labels, np.array(probs), CLASSES9, found=found, min_images=2, exclude=["contempt"])
+    assert s["classes"] == ("neutral", "happiness", "sadness")
+    assert s["left_out"] == {"fear": 1, "contempt": 2}
+    assert (s["faces"], s["dropped"], s["n"]) == (10, 3, 7)
+    assert s["confusion"].tolist() == [[2, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1]]  # last column: no face
+    assert s["top1"] == pytest.approx(4 / 7)
+    assert s["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1 / 2) / 3)
+    # as face crops (no found flags): a square matrix, the two zero rows scored as what they predict (neutral)
+    crops = score_photos(labels, np.array(probs), CLASSES9, min_images=2, exclude=["contempt"])
+    assert crops["confusion"].tolist() == [[3, 0, 0], [0, 1, 1], [1, 0, 1]]
+
+    assert select_classes(labels, CLASSES9) == ((), {"neutral": 3, "happiness": 2, "sadness": 2, "fear": 1,
+                                                     "contempt": 2})  # none has the default 20
+    with pytest.raises(ValueError, match=r"no class to score: each class has fewer than 20 images or is excluded "
+                                         r"\(neutral 3, happiness 2, sadness 2, fear 1, contempt 2\); expected at "
+                                         r"least one class with 20 or more images \(lower min_images"):
+        score_photos(labels, np.array(probs), CLASSES9, found=found)
+    with pytest.raises(ValueError, match=r"class\(es\) 'contempt' \(2 images\) would be scored but the model has no "
+                                         r"output for them \(its classes: neutral, .*, fear\); leave them out"):
+        score_photos(labels, np.array(probs)[:, :7], CLASSES9[:7], found=found, min_images=2)
+    with pytest.raises(ValueError, match=r"exclude: 'contemt' is not a class here; expected some of: neutral, "):
+        score_photos(labels, np.array(probs), CLASSES9, min_images=2, exclude=["contemt"])
+    with pytest.raises(ValueError, match=r"min_images must be an integer of at least 1, got 0"):
+        score_photos(labels, np.array(probs), CLASSES9, min_images=0)
+    with pytest.raises(ValueError, match=r"predictions must have shape \(10, 9\) for 10 photos and 9 classes, got "
+                                         r"\(10, 8\)"):
+        score_photos(labels, np.array(probs)[:, :8], CLASSES9, min_images=2)
 
 
 def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, tmp_path):
@@ -266,7 +327,7 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
     folders = majority_class_folder(ferplus_valid, tmp_path / "by_class", 300)
     assert sorted(p.name for p in folders.iterdir()) == sorted(EMOTIONS)  # all eight emotions have a face
     by_votes = evaluate(fp16_model, fer)
-    report = evaluate(fp16_model, folders, batch_size=100)
+    report = evaluate(fp16_model, folders, batch_size=100, min_images=1)  # every class, even disgust's 2 faces
 
     faces = read_ferplus_folder(fer)  # the major8 rule by hand: argmax over the 8 emotion outputs
     t = votes_to_targets(faces.votes, "majority", 8)
@@ -280,16 +341,24 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
     np.testing.assert_array_equal(report.confusion, expected)
     assert report.class_recall == {c: expected[i, i] / expected[i].sum() for i, c in enumerate(EMOTIONS)}
     assert report.class_recall["happiness"] == 68 / 70
+    balanced = np.mean(np.diag(expected) / expected.sum(axis=1))
+    assert report.balanced_accuracy == pytest.approx(balanced) and (report.left_out, report.min_images) == ({}, 1)
     j = report.to_json()
     json.dumps(j, allow_nan=False)
     assert (j["mae"], j["kl"], j["major8_acc"], j["class_mae"], j["layout"], j["no_face"]) == \
         (None, None, None, None, "folders", 0)
     assert j["top1"] == 230 / 264 and j["confusion_matrix"] == expected.tolist()
+    assert j["balanced_accuracy"] == pytest.approx(balanced) and j["confusion_columns"] == list(EMOTIONS)
     text = format_report(report)
-    for needle in ("Accuracy (top-1 against the folder): 0.8712 (87.12%)", "happiness   0.9714  (68/70)",
-                   "argmax of the model's outputs for these 8 classes", "264 images, 0 skipped as bad, 264 read",
-                   "Confusion matrix (rows: the folder, columns: predicted)"):
+    for needle in (f"Balanced accuracy (mean class-wise recall): {balanced:.4f}\n"
+                   "Accuracy (top-1 against the folder): 0.8712 (87.12%)", "happiness   0.9714  (68/70)",
+                   "classes scored: the 8 with at least 1 images; left out: none",
+                   "argmax of the model's outputs for these 8 classes",
+                   "264 images, 0 skipped as bad, 264 read, 0 of classes left out, 264 scored",
+                   "Confusion matrix (rows: the folder, columns: predicted):"):
         assert needle in text, needle
+    assert text.index("Balanced accuracy") < text.index("Accuracy (top-1") < text.index("Class-wise recall") \
+        < text.index("Confusion matrix")
     paths = plot_report(report, tmp_path / "plots")
     assert [p.name for p in paths] == ["confusion_matrix.png", "class_recall.png"]
     assert all(cv2.imread(str(p)) is not None for p in paths)
@@ -299,7 +368,7 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
 def test_class_map_renames_folders_and_unknown_names_are_refused(fp16_model, ferplus_valid, tmp_path):
     from ferlite.datasets import DataError
 
-    plain = evaluate(fp16_model, majority_class_folder(ferplus_valid, tmp_path / "plain", 60))
+    plain = evaluate(fp16_model, majority_class_folder(ferplus_valid, tmp_path / "plain", 60), min_images=1)
     folder = majority_class_folder(ferplus_valid, tmp_path / "renamed", 60)
     (folder / "happiness").rename(folder / "happy")
     (folder / "anger").rename(folder / "angry")
@@ -313,7 +382,7 @@ def test_class_map_renames_folders_and_unknown_names_are_refused(fp16_model, fer
         assert needle in message, needle
     assert "\n" not in message
 
-    mapped = evaluate(fp16_model, folder, class_map={"happy": "happiness", "angry": "anger"})
+    mapped = evaluate(fp16_model, folder, class_map={"happy": "happiness", "angry": "anger"}, min_images=1)
     assert mapped.class_map == {"happy": "happiness", "angry": "anger"}
     assert (mapped.classes, mapped.n, mapped.top1) == (plain.classes, plain.n, plain.top1)
     np.testing.assert_array_equal(mapped.confusion, plain.confusion)
@@ -368,7 +437,9 @@ def test_layouts_and_empty_folders_are_refused_naming_what_was_received(fp16_mod
         evaluate(fp16_model, ferplus_valid, detect=True)
     with pytest.raises(ValueError, match=r"class_map \(--class-map\) applies to"):
         evaluate(fp16_model, ferplus_valid, class_map={"happy": "happiness"})
-    assert evaluate(fp16_model, folder).n == sum(1 for _ in folder.rglob("*.png"))
+    with pytest.raises(ValueError, match=r"^min_images \(--min-images\), exclude \(--exclude\) apply to a folder "):
+        evaluate(fp16_model, ferplus_valid, min_images=1, exclude=["contempt"])
+    assert evaluate(fp16_model, folder, min_images=1).n == sum(1 for _ in folder.rglob("*.png"))
 
 
 def test_corrupt_image_in_a_class_folder_stops_or_is_skipped(fp16_model, ferplus_valid, tmp_path):
@@ -381,7 +452,7 @@ def test_corrupt_image_in_a_class_folder_stops_or_is_skipped(fp16_model, ferplus
                                         r"ends after 60 bytes.* \(use --skip-bad / skip_bad=True"):
         evaluate(fp16_model, folder)
     with pytest.warns(UserWarning, match=r"1 unreadable image\(s\) skipped in .*by_class"):
-        report = evaluate(fp16_model, folder, skip_bad=True)
+        report = evaluate(fp16_model, folder, skip_bad=True, min_images=1)
     n = sum(1 for _ in folder.rglob("*.png"))
     assert (report.rows, report.faces, report.n, report.skipped[0][:2]) == (n, n - 1, n - 1, (str(bad), 0))
     assert report.to_json()["skipped_rows"][0]["line"] is None
@@ -393,45 +464,96 @@ def test_corrupt_image_in_a_class_folder_stops_or_is_skipped(fp16_model, ferplus
             evaluate(fp16_model, folder, skip_bad=True)
 
 
-def test_detect_scores_the_largest_face_of_whole_photos_and_counts_photos_without(fp16_model, ferplus_valid,
-                                                                                   tmp_path):
-    """FER+ faces upscaled 3-4x into blurred 640x480 scenes, as benchmarks/crop_geometry.py makes them."""
+def test_classes_with_too_few_images_or_excluded_are_left_out(fp16_model, ferplus_valid, tmp_path):
+    """The first 100 FER2013Valid faces by majority class: neutral 33 and happiness 24 reach the default 20."""
+    folder = majority_class_folder(ferplus_valid, tmp_path / "by_class", 100)
+    counts = {c: sum(1 for _ in (folder / c).iterdir()) for c in EMOTIONS if (folder / c).is_dir()}
+    assert counts == {"neutral": 33, "happiness": 24, "surprise": 18, "sadness": 6, "anger": 7, "fear": 2,
+                      "contempt": 1}
+    report = evaluate(fp16_model, folder)
+
+    files = [p for c in ("neutral", "happiness") for p in sorted((folder / c).iterdir())]
+    probs = fp16_model.predict(np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files])[..., None])
+    pred = probs[:, :2].argmax(axis=1)  # the argmax over the two classes scored
+    true = np.repeat([0, 1], [33, 24])
+    expected = np.zeros((2, 2), np.int64)
+    np.add.at(expected, (true, pred), 1)
+    assert (report.classes, report.min_images, report.excluded) == (("neutral", "happiness"), 20, ())
+    assert report.left_out == {c: k for c, k in counts.items() if k < 20}
+    assert (report.faces, report.dropped, report.n) == (91, 34, 57)  # 91 faces kept by majority of 100
+    np.testing.assert_array_equal(report.confusion, expected)
+    assert report.top1 == np.trace(expected) / 57
+    assert report.balanced_accuracy == pytest.approx((expected[0, 0] / 33 + expected[1, 1] / 24) / 2)
+    text = format_report(report)
+    assert ("classes scored: the 2 with at least 20 images; left out: surprise (18 images), sadness (6 images), "
+            "anger (7 images), fear (2 images), contempt (1 images)") in text
+    assert "samples: 91 images, 0 skipped as bad, 91 read, 34 of classes left out, 57 scored" in text
+
+    fewer = evaluate(fp16_model, folder, min_images=10, exclude=["happiness"])
+    assert (fewer.classes, fewer.excluded, fewer.n) == (("neutral", "surprise"), ("happiness",), 51)
+    assert fewer.left_out == {"happiness": 24, "sadness": 6, "anger": 7, "fear": 2, "contempt": 1}
+    assert "left out: happiness (24 images, excluded by name), sadness (6 images)" in format_report(fewer)
+    j = fewer.to_json()
+    assert (j["min_images"], j["excluded"], j["left_out"]) == (10, ["happiness"], fewer.left_out)
+    with pytest.raises(ValueError, match=r"exclude: 'contemt' is not a class here; expected some of: neutral, "
+                                         r"happiness, .*, unknown"):
+        evaluate(fp16_model, folder, exclude=["contemt"])
+    with pytest.raises(ValueError, match=r"no class to score: each class has fewer than 40 images"):
+        evaluate(fp16_model, folder, min_images=40)
+
+
+def test_detect_counts_photos_without_a_face_as_misses(fp16_model, ferplus_valid, tmp_path):
+    """FER+ faces upscaled 3-4x into blurred 640x480 scenes, as benchmarks/crop_geometry.py makes them, and a scene
+    with no face: the balanced accuracy by hand, from what Recognizer.analyze finds and predicts in each photo."""
     from ferlite.recognizer import Recognizer
 
     crops = majority_class_folder(ferplus_valid, tmp_path / "crops", 40)
     photos, rng = tmp_path / "photos", np.random.default_rng(0)
-    faces = [face for c in EMOTIONS[:4] for face in sorted((crops / c).iterdir())[:2]]  # 2 of 4 classes
+    per_class = {"neutral": 2, "happiness": 2, "surprise": 2, "sadness": 1}  # sadness: below min_images 2
+    faces = [face for c, k in per_class.items() for face in sorted((crops / c).iterdir())[:k]]
     for i, face in enumerate(faces):
         (photos / face.parent.name).mkdir(parents=True, exist_ok=True)
         scene = paste_into_scene(cv2.imread(str(face), cv2.IMREAD_GRAYSCALE), ("brick", "grass", "gravel")[i % 3], rng)
         assert cv2.imwrite(str(photos / face.parent.name / f"{face.stem}.jpg"), scene)
     empty_scene = photos / "neutral" / "zz_brick_only.png"
     assert cv2.imwrite(str(empty_scene), paste_into_scene(None, "brick", rng))
-    report = evaluate(fp16_model, photos, detect=True, batch_size=3)
+    report = evaluate(fp16_model, photos, detect=True, batch_size=3, min_images=2)
 
     rec = Recognizer(fp16_model)  # what the recogniser finds and predicts in each photo, the largest face
-    files = sorted(photos.rglob("*.*"), key=lambda p: (EMOTIONS.index(p.parent.name), p))
+    classes = ("neutral", "happiness", "surprise")
+    files = sorted((p for p in photos.rglob("*.*") if p.parent.name in classes),
+                   key=lambda p: (EMOTIONS.index(p.parent.name), p))
     found = {p: rec.analyze(p) for p in files}
     no_face = [str(p) for p in files if not found[p]]
-    assert report.no_face == no_face and str(empty_scene) in no_face and len(no_face) <= 2, no_face
-    classes = tuple(c for c in EMOTIONS if (photos / c).is_dir())
-    expected = np.zeros((len(classes),) * 2, np.int64)
+    assert str(empty_scene) in no_face and len(no_face) <= 2, no_face
+    expected = np.zeros((3, 4), np.int64)  # the last column: no face
     for p in files:
-        if found[p]:
-            emotions = found[p][0]["emotions"]
-            expected[classes.index(p.parent.name), classes.index(max(classes, key=emotions.get))] += 1
-    assert (report.classes, report.detector, report.rows, report.faces) == (classes, "yunet", 9, 9)
-    assert (report.dropped, report.n) == (len(no_face), 9 - len(no_face))
+        emotions = found[p][0]["emotions"] if found[p] else None
+        expected[classes.index(p.parent.name), classes.index(max(classes, key=emotions.get)) if emotions else 3] += 1
+    assert (report.classes, report.detector, report.rows, report.faces) == (classes, "yunet", 8, 8)
+    assert (report.left_out, report.dropped, report.n, report.no_face) == ({"sadness": 1}, 1, 7, no_face)
+    assert report.columns == (*classes, "no face")
     np.testing.assert_array_equal(report.confusion, expected)
-    assert report.top1 == np.trace(expected) / expected.sum()
+    assert report.confusion[0, 3] >= 1  # the empty scene: a miss of neutral
+    assert report.top1 == np.trace(expected) / 7
+    by_hand = (expected[0, 0] / 3 + expected[1, 1] / 2 + expected[2, 2] / 2) / 3
+    assert report.balanced_accuracy == pytest.approx(by_hand)
+    assert report.class_recall["neutral"] == expected[0, 0] / 3  # the scene without a face counts in the recall
     j = report.to_json()
     assert (j["no_face"], j["no_face_files"], j["detector"]) == (len(no_face), no_face, "yunet")
+    assert j["confusion_matrix"] == expected.tolist() and j["confusion_columns"][-1] == "no face"
+    assert j["balanced_accuracy"] == pytest.approx(by_hand)
     text = format_report(report)
-    assert f"the largest face found by the yunet detector in each photo; {len(no_face)} photo(s) without one" \
-        in text
-    assert text.endswith(f"No face found in {len(no_face)} photo(s):\n" + "\n".join(f"  {p}" for p in no_face))
+    assert f"the largest face found by the yunet detector in each photo; {len(no_face)} photo(s) without one, " \
+        "counted as misses" in text
+    assert "columns: predicted; 'no face': no face found, a miss):\n" + " " * 11 + \
+        "neutral happine surpris no face\n" in text
+    assert text.endswith(f"No face found in {len(no_face)} photo(s) (counted as misses):\n"
+                         + "\n".join(f"  {p}" for p in no_face))
+    paths = plot_report(report, tmp_path / "plots")
+    assert all(cv2.imread(str(p)) is not None for p in paths)
 
-    for c in classes[1:]:
+    for c in (*classes[1:], "sadness"):
         shutil.rmtree(photos / c)
     for p in (photos / "neutral").iterdir():
         if p != empty_scene:

@@ -12,6 +12,7 @@ from ferlite.labels import (
     EMOTIONS,
     FERPLUS_CLASSES,
     TARGET_MODES,
+    balance,
     class_names,
     sample_probability_targets,
     votes_to_targets,
@@ -173,3 +174,20 @@ def test_counts_on_shared_valid(ferplus_valid):
     kept = {m: int(votes_to_targets(votes, m).keep.sum()) for m in TARGET_MODES}
     assert len(votes) == 3579
     assert kept == {"seed9": 3579, "majority": 3191, "probability": 3508, "crossentropy": 3508, "multi_target": 3472}
+
+
+def test_balance_divides_by_the_prior_to_a_power_and_renormalises():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    prior = np.array([0.5, 0.3, 0.2])
+    np.testing.assert_allclose(balance(probs, prior, 0.0), probs, rtol=1e-6)
+    full = balance(probs, prior, 1.0)
+    expected = probs / prior
+    np.testing.assert_allclose(full, expected / expected.sum(axis=1, keepdims=True), rtol=1e-6)
+    half = balance(probs, prior, 0.5)
+    assert full.dtype == np.float32 and np.allclose(half.sum(axis=1), 1)
+    assert full[0].argmax() == 0 and half[0, 2] < full[0, 2]  # the rare class gains with the strength
+    uniform = balance(probs, np.full(3, 1 / 3), 1.0)
+    np.testing.assert_allclose(uniform, probs, rtol=1e-6)  # a uniform prior changes nothing
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"balance strength must be in \\[0, 1\\].*got {bad}"):
+            balance(probs, prior, bad)

@@ -152,13 +152,13 @@ def test_analyze_structure(rec):
     rec.close()
 
 
-def test_analyze_path_haar_and_custom_geometry(tiny_predictor, tmp_path):
+def test_analyze_path_and_custom_geometry(tiny_predictor, tmp_path):
     path = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(path), skdata.astronaut()[..., ::-1])
-    haar = Recognizer(tiny_predictor, detector="haar")
-    (r,) = haar.analyze(path)
-    assert r["keypoints"] == [] and haar.crop_geometry == DEFAULT_GEOMETRY["haar"]
-    wide = Recognizer(tiny_predictor, detector="haar", geometry=CropGeometry(margin=0.5))
+    rec = Recognizer(tiny_predictor)
+    (r,) = rec.analyze(path)
+    assert len(r["keypoints"]) == 5 and rec.crop_geometry == DEFAULT_GEOMETRY["yunet"]
+    wide = Recognizer(tiny_predictor, geometry=CropGeometry(margin=0.5))
     assert wide.analyze(path)[0]["emotions"] != pytest.approx(r["emotions"], abs=1e-7)
 
 
@@ -176,7 +176,7 @@ def test_module_level_predict_caches_the_model(tiny_model_path, pngs):
     assert df.shape == (2, 9)
     from ferlite.recognizer import _cached
 
-    assert _cached(str(tiny_model_path)) is _cached(str(tiny_model_path))
+    assert _cached(str(tiny_model_path), None) is _cached(str(tiny_model_path), None)
 
 
 def test_default_model_sees_the_smile():
@@ -284,3 +284,39 @@ def test_fuzz_analyze_and_predict(fuzz_rec, image, color):
             assert 0 <= x and 0 <= y and bw > 0 and bh > 0 and x + bw <= w and y + bh <= h
             assert list(face["emotions"]) == list(fuzz_rec.classes)
             assert sum(face["emotions"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_balance_uses_the_sidecar_prior_everywhere(astronaut_face):
+    """The bundled default's class prior comes from its sidecar; balance applies to predict, predict_batch and
+    analyze alike, and 0 gives the model's own outputs."""
+    from ferlite.labels import balance as balance_probs
+
+    plain = Recognizer.from_pretrained(balance=0.0)
+    prior = plain.predictor.class_prior
+    assert prior is not None and prior.shape == (len(plain.classes),) and abs(prior.sum() - 1) < 1e-3
+    assert prior[plain.classes.index("neutral")] > 10 * prior[plain.classes.index("disgust")]
+    full = Recognizer.from_pretrained(balance=1.0)
+    raw = np.array(list(plain.predict(astronaut_face).values()))
+    np.testing.assert_allclose(list(full.predict(astronaut_face).values()), balance_probs(raw, prior, 1.0), atol=1e-6)
+    np.testing.assert_allclose(full.predict_batch([astronaut_face]).to_numpy()[0],
+                               list(full.predict(astronaut_face).values()), atol=1e-6)
+    (a,) = full.analyze(skdata.astronaut())
+    (b,) = plain.analyze(skdata.astronaut())
+    np.testing.assert_allclose(list(a["emotions"].values()),
+                               balance_probs(np.array(list(b["emotions"].values())), prior, 1.0), atol=1e-6)
+    assert a["top"] == max(a["emotions"], key=a["emotions"].get)
+    default = Recognizer.from_pretrained()
+    assert default.balance == default.predictor.default_balance > 0  # the bundled sidecar's measured strength
+    np.testing.assert_allclose(list(ferlite.predict(astronaut_face).values()),
+                               list(default.predict(astronaut_face).values()), atol=1e-6)
+    np.testing.assert_allclose(list(ferlite.predict(astronaut_face, balance=0).values()), raw, atol=1e-6)
+
+
+def test_balance_errors(tiny_predictor):
+    for bad in (-0.5, 2, "1", True):
+        with pytest.raises(ValueError, match=f"balance must be a number in \\[0, 1\\].*got {bad!r}"):
+            Recognizer(tiny_predictor, balance=bad)
+    assert tiny_predictor.class_prior is None  # an untrained model saved without a sidecar
+    with pytest.raises(ValueError, match="balance=0.5 needs the model's class prior, and tiny.keras has none"):
+        Recognizer(tiny_predictor, balance=0.5)
+    assert Recognizer(tiny_predictor, balance=0).balance == Recognizer(tiny_predictor).balance == 0.0

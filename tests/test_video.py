@@ -121,15 +121,15 @@ def test_frame_shortfall_wording():
     assert frame_shortfall("a.avi", 0, 4, 10).startswith("frames 0 to 3 of video 'a.avi' could not be decoded")
 
 
-# --- ferlite demo as a real process: the bundled LiteRT model and OpenCV's Haar detector (no download) -----------
+# --- ferlite demo as a real process: the bundled LiteRT model and YuNet detector (no download) -----------------
 
 @pytest.fixture
 def demo(ferlite_home):
-    """Run ``ferlite demo ARGS --no-display --detector haar`` offline; return (exit code, stdout, stderr)."""
+    """Run ``ferlite demo ARGS --no-display`` offline; return (exit code, stdout, stderr)."""
     env, cmd = offline_env(ferlite_home), console_script()
 
     def run(*args: str) -> tuple[int, str, str]:
-        proc = subprocess.run([*cmd, "demo", *args, "--no-display", "--detector", "haar"], capture_output=True,
+        proc = subprocess.run([*cmd, "demo", *args, "--no-display"], capture_output=True,
                               text=True, env=env, timeout=300)
         return proc.returncode, proc.stdout, proc.stderr
 

@@ -50,7 +50,7 @@ class BulkSummary:
         faces: face rows written.
         unreadable: inputs that could not be read or decoded (one row each, with ``error`` set).
         no_face: images and frames in which no face was found (they give no row).
-        detector: the face detector every actor used (``yunet``, ``mediapipe`` or ``haar``).
+        detector: the face detector every actor used (``yunet`` or ``mediapipe``).
         output: the Parquet file written.
         seconds: wall time of the whole run, Ray start-up included.
     """

@@ -1,5 +1,4 @@
-"""Face detection (OpenCV's YuNet by default; MediaPipe BlazeFace and OpenCV's Haar cascade as options) and crop
-geometry.
+"""Face detection (OpenCV's YuNet by default; MediaPipe BlazeFace as an option) and crop geometry.
 
 :class:`FaceDetector` holds a loaded detector (options object in, plain :class:`Face` results out, like MediaPipe
 Tasks); :func:`detect_faces` is the one-call form. The detectors, :data:`DETECTORS`:
@@ -10,7 +9,6 @@ Tasks); :func:`detect_faces` is the one-call form. The detectors, :data:`DETECTO
 * ``mediapipe``: MediaPipe Tasks' BlazeFace short-range model (the registered ``blaze-face-short-range``, also
   bundled). Needs the ``mediapipe`` extra (``pip install "ferlite[mediapipe]"``), which brings OpenCV's GUI build
   and so libGL. Six keypoints.
-* ``haar``: OpenCV's Haar cascade (no keypoints, no scores); kept for comparison.
 
 The choice of the default, and each detector's crop geometry, were made by measurement (``docs/crop_geometry.md``).
 :func:`crop_face` cuts a face out the way FER+ faces are framed (:class:`CropGeometry`). This module never imports
@@ -47,16 +45,16 @@ __all__ = [
     "to_rgb",
 ]
 
-DETECTORS = ("auto", "yunet", "mediapipe", "haar")
+# OpenCV's Haar cascade was a third detector until OpenCV 5's headless build dropped cv2.CascadeClassifier.
+DETECTORS = ("auto", "yunet", "mediapipe")
 DEFAULT_DETECTOR = "yunet"  # what ``auto`` means
 # Chosen on experiments/crop_geometry.py's scenes (docs/crop_geometry.md): MediaPipe's own default is 0.5, at 0.6 it
-# made 4 false detections in 400 scenes (0.5: 13); YuNet (as searched here) made 2 at 0.6. Haar has no scores.
+# made 4 false detections in 400 scenes (0.5: 13); YuNet (as searched here) made 2 at 0.6.
 DEFAULT_MIN_SCORE = 0.6
 # Each detector's keypoints, in the order of Face.keypoints (the subject's right eye is the one on the image's left).
 KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
     "yunet": ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),
     "mediapipe": ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion"),
-    "haar": (),
 }
 # YuNet finds faces of about 10 to 300 pixels, and makes more false detections in larger pictures: it searches a copy
 # reduced to a longer side of 480 pixels, then one of 240 for the faces too large for the first. On the 400 scenes
@@ -71,9 +69,9 @@ class Face:
 
     Attributes:
         box: (x, y, w, h) in pixels of the input image, clipped to it.
-        score: detection confidence in [0, 1] (Haar gives none: 1.0).
+        score: detection confidence in [0, 1].
         keypoints: (x, y) points in input pixels, in the order of the detector's :data:`KEYPOINT_NAMES` (YuNet five,
-            MediaPipe six, Haar none); the first two are always the subject's right and left eye.
+            MediaPipe six); the first two are always the subject's right and left eye.
     """
 
     box: tuple[int, int, int, int]
@@ -111,11 +109,10 @@ class CropGeometry:
 
 # Measured with experiments/crop_geometry.py (docs/crop_geometry.md): YuNet's box is ~1.01 of a FER+ frame, taller
 # than wide (its square crop, of the box's height, is then cut 5% in on every side); MediaPipe's is ~0.83 of it and
-# sits low in it; Haar's is ~0.96 of it and centred. Haar gives no keypoints to align by.
+# sits low in it.
 DEFAULT_GEOMETRY: dict[str, CropGeometry] = {
     "yunet": CropGeometry(margin=-0.05, offset_y=0.0, align=True),
     "mediapipe": CropGeometry(margin=0.1, offset_y=-0.1, align=True),
-    "haar": CropGeometry(margin=0.0, offset_y=0.0, align=False),
 }
 
 
@@ -124,8 +121,8 @@ class FaceDetectorOptions:
     """Options of a :class:`FaceDetector`.
 
     Attributes:
-        detector: one of :data:`DETECTORS`: ``yunet`` (the default, also named ``auto``), ``mediapipe`` or ``haar``.
-        min_score: minimum detection confidence (YuNet and MediaPipe; Haar has no scores).
+        detector: one of :data:`DETECTORS`: ``yunet`` (the default, also named ``auto``) or ``mediapipe``.
+        min_score: minimum detection confidence.
         margin: grow each returned box by this fraction of its side on every side, clipped to the image.
         model_path: a model file to use instead of the registered one: a YuNet ``.onnx`` for ``yunet``, a MediaPipe
             Tasks face-detector ``.tflite`` for ``mediapipe``.
@@ -154,8 +151,7 @@ class FaceDetectorOptions:
 
 
 _MODEL_FILES = {"yunet": "a YuNet face detector .onnx, e.g. face_detection_yunet_2023mar.onnx",
-                "mediapipe": "a MediaPipe Tasks face detector .tflite, e.g. blaze_face_short_range.tflite",
-                "haar": "no model file: the Haar cascade ships with OpenCV"}
+                "mediapipe": "a MediaPipe Tasks face detector .tflite, e.g. blaze_face_short_range.tflite"}
 
 
 def check_image(image: object, what: str = "image") -> np.ndarray:
@@ -358,30 +354,8 @@ def _close_before_exit(owner: object, task: object) -> weakref.finalize:
     return finalizer
 
 
-class _Haar:
-    """OpenCV's frontal-face Haar cascade (no scores, no keypoints)."""
-
-    def __init__(self) -> None:
-        import cv2
-
-        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        if self._cascade.empty():
-            raise OSError(f"OpenCV's Haar cascade could not be loaded from {cv2.data.haarcascades}")
-
-    def detect(self, rgb: np.ndarray) -> list:
-        import cv2
-
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        min_side = max(24, min(gray.shape) // 20)
-        boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-        return [(tuple(int(v) for v in b), 1.0, ()) for b in boxes]
-
-    def close(self) -> None:
-        self._cascade = None
-
-
 class FaceDetector:
-    """A loaded face detector: ``FaceDetector(FaceDetectorOptions(...))`` or ``FaceDetector(detector="haar")``.
+    """A loaded face detector: ``FaceDetector(FaceDetectorOptions(...))`` or ``FaceDetector(detector="mediapipe")``.
 
     Keyword arguments override fields of ``options``. Use it as a context manager, or call :meth:`close`, to
     release the detector early (MediaPipe's graph is released at exit otherwise).
@@ -395,17 +369,12 @@ class FaceDetector:
     def __init__(self, options: FaceDetectorOptions | None = None, **overrides: object) -> None:
         self.options = dataclasses.replace(options or FaceDetectorOptions(), **overrides)
         name = self.options.resolved
-        if name == "yunet":
-            self._impl = _YuNet(self.options)
-        elif name == "mediapipe":
-            self._impl = _MediaPipe(self.options, self)
-        else:
-            self._impl = _Haar()
+        self._impl = _YuNet(self.options) if name == "yunet" else _MediaPipe(self.options, self)
         self._name = name
 
     @property
     def name(self) -> str:
-        """The detector in use: ``yunet``, ``mediapipe`` or ``haar``."""
+        """The detector in use: ``yunet`` or ``mediapipe``."""
         return self._name
 
     def detect(self, image: np.ndarray, *, color: str = "rgb") -> list[Face]:

@@ -33,6 +33,7 @@ __all__ = [
     "class_names",
     "votes_to_targets",
     "sample_probability_targets",
+    "balance",
 ]
 
 FERPLUS_CLASSES: tuple[str, ...] = (
@@ -181,3 +182,20 @@ def sample_probability_targets(dists: np.ndarray, rng: np.random.Generator) -> n
     onehot = np.zeros_like(dists, dtype=np.float32)
     onehot[np.arange(len(dists)), idx] = 1.0
     return onehot
+
+
+def balance(probs: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    """Class-balanced probabilities (logit adjustment): each row of ``probs`` divided by ``prior ** strength`` and
+    renormalised, float32.
+
+    ``prior`` is the training data's class distribution (a model's sidecar ``class_prior``). Strength 0 leaves the
+    model's outputs as they are, FER+'s distribution of the annotators' votes; 1 divides the training prior out
+    completely, as if every class had been equally common in training, which favours the rare classes (disgust,
+    fear, contempt, anger); values between are a partial correction.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"balance strength must be in [0, 1] (0: the model's outputs, 1: the full correction), "
+                         f"got {strength}")
+    probs = np.asarray(probs, dtype=np.float64)
+    out = probs * np.asarray(prior, dtype=np.float64) ** -strength
+    return (out / np.clip(out.sum(axis=-1, keepdims=True), 1e-300, None)).astype(np.float32)

@@ -27,6 +27,7 @@ from ferlite.detect import (
     to_rgb,
 )
 from ferlite.images import face_to_input, read_image, read_image_with_size
+from ferlite.labels import balance as balance_probs
 from ferlite.runtime import Predictor, load_predictor
 
 __all__ = ["Recognizer", "predict", "predict_batch", "read_image", "scale_results"]
@@ -55,25 +56,38 @@ class Recognizer:
 
     Build one with :meth:`from_pretrained`. ``geometry`` is how detections are cropped
     (None: the measured default of the detector in use, :data:`ferlite.detect.DEFAULT_GEOMETRY`).
+
+    ``balance`` (0 to 1) is the strength of the class-balanced decision: the model's outputs divided by its training
+    class prior to that power (:func:`ferlite.labels.balance`), then renormalised; every probability this object
+    returns (``predict``, ``predict_batch``, ``analyze``'s ``emotions`` and ``top``) is the balanced one. 0 gives the
+    model's own outputs, an estimate of how FER+'s annotators would vote. None (the default) takes the strength
+    recorded in the model's sidecar (``balance``: the bundled models carry the one chosen on real photos,
+    ``docs/evaluation.md``), or 0 for a model whose sidecar records none. A strength above 0 needs the sidecar's
+    ``class_prior`` (the bundled models have it, and ``ferlite train`` writes it).
     """
 
     def __init__(self, predictor: Predictor, *, detector: str = "auto", min_score: float = DEFAULT_MIN_SCORE,
-                 geometry: CropGeometry | None = None) -> None:
+                 geometry: CropGeometry | None = None, balance: float | None = None) -> None:
         self.predictor = predictor
         self.detector_options = FaceDetectorOptions(detector=detector, min_score=min_score)
         self.geometry = geometry
+        self.balance = _check_balance(balance, predictor)
         self._detector: FaceDetector | None = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, *, detector: str = "auto",
-                        min_score: float = DEFAULT_MIN_SCORE, geometry: CropGeometry | None = None) -> Recognizer:
+                        min_score: float = DEFAULT_MIN_SCORE, geometry: CropGeometry | None = None,
+                        balance: float | None = None) -> Recognizer:
         """Load a registered model name, a ``.keras``/``.tflite`` path, or (None) the default pretrained model
         in its float16 TFLite form (:data:`ferlite.weights.DEFAULT_INFERENCE_MODEL`: same accuracy, no TensorFlow)."""
         from ferlite.weights import DEFAULT_INFERENCE_MODEL
 
         options = FaceDetectorOptions(detector=detector, min_score=min_score)  # validate before the slow load
+        if balance is not None:
+            _check_balance(balance)
         model = DEFAULT_INFERENCE_MODEL if name_or_path is None else name_or_path
-        return cls(load_predictor(model), detector=options.detector, min_score=options.min_score, geometry=geometry)
+        return cls(load_predictor(model), detector=options.detector, min_score=options.min_score, geometry=geometry,
+                   balance=balance)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -101,9 +115,14 @@ class Recognizer:
         face = check_image(face, what)
         return face_to_input(face, self.predictor.input_size, self.predictor.channels, color=color)
 
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The (balanced, see the class) probabilities of a uint8 ``(N, S, S, C)`` batch of model inputs."""
+        probs = self.predictor.predict(batch)
+        return balance_probs(probs, self.predictor.class_prior, self.balance) if self.balance else probs
+
     def predict(self, face: object, *, color: str = "rgb") -> dict[str, float]:
         """Class probabilities of one face crop (array or image path), in class order, summing to 1."""
-        probs = self.predictor.predict(self._prepare(face, color)[None])[0]
+        probs = self.outputs(self._prepare(face, color)[None])[0]
         return dict(zip(self.classes, map(float, probs), strict=True))
 
     def predict_batch(self, faces: Iterable[object] | np.ndarray, *, color: str = "rgb"):
@@ -123,7 +142,7 @@ class Recognizer:
         s, c = self.predictor.input_size, self.predictor.channels
         batch = [self._prepare(f, color, f"faces[{i}]") for i, f in enumerate(faces)]
         batch = np.stack(batch) if batch else np.zeros((0, s, s, c), np.uint8)
-        return pd.DataFrame(self.predictor.predict(batch), columns=list(self.classes))
+        return pd.DataFrame(self.outputs(batch), columns=list(self.classes))
 
     def face_inputs(self, image: np.ndarray, *, color: str = "rgb",
                     max_faces: int | None = None) -> tuple[list[Face], np.ndarray]:
@@ -152,7 +171,7 @@ class Recognizer:
         if not faces:
             return []
         out = []
-        for f, p in zip(faces, self.predictor.predict(crops), strict=True):
+        for f, p in zip(faces, self.outputs(crops), strict=True):
             emotions = dict(zip(self.classes, map(float, p), strict=True))
             out.append({"box": f.box, "score": f.score, "keypoints": list(f.keypoints), "emotions": emotions,
                         "top": max(emotions, key=emotions.get)})
@@ -165,17 +184,34 @@ class Recognizer:
             self._detector = None
 
 
-@lru_cache(maxsize=4)
-def _cached(model: str | None) -> Recognizer:
-    return Recognizer.from_pretrained(model)
+def _check_balance(strength: float | None, predictor: Predictor | None = None) -> float:
+    """``strength`` (None: ``predictor``'s recorded default, else 0) if it is in [0, 1] and, when it is not 0,
+    ``predictor`` has a class prior; else ValueError."""
+    if strength is None:
+        return predictor.default_balance if predictor is not None else 0.0
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"balance must be a number in [0, 1] (0: the model's own outputs, 1: the full class-balanced "
+                         f"decision), got {strength!r}")
+    if strength and predictor is not None and predictor.class_prior is None:
+        raise ValueError(f"balance={strength} needs the model's class prior, and {predictor.path.name} has none (its "
+                         "sidecar has no 'class_prior'); use balance=0, or add the mean training target per class")
+    return float(strength)
 
 
-def predict(face: object, *, color: str = "rgb", model: str | os.PathLike | None = None) -> dict[str, float]:
-    """Probabilities of one face (array or image path) with the default model (or ``model``), loaded once."""
-    return _cached(None if model is None else str(model)).predict(face, color=color)
+@lru_cache(maxsize=8)
+def _cached(model: str | None, strength: float | None) -> Recognizer:
+    return Recognizer.from_pretrained(model, balance=strength)
+
+
+def predict(face: object, *, color: str = "rgb", model: str | os.PathLike | None = None,
+            balance: float | None = None) -> dict[str, float]:
+    """Probabilities of one face (array or image path) with the default model (or ``model``), loaded once; ``balance``
+    as in :class:`Recognizer`."""
+    return _cached(None if model is None else str(model), balance).predict(face, color=color)
 
 
 def predict_batch(faces: Iterable[object] | np.ndarray, *, color: str = "rgb",
-                  model: str | os.PathLike | None = None):
-    """A DataFrame of probabilities, one row per face, with the default model (or ``model``), loaded once."""
-    return _cached(None if model is None else str(model)).predict_batch(faces, color=color)
+                  model: str | os.PathLike | None = None, balance: float | None = None):
+    """A DataFrame of probabilities, one row per face, with the default model (or ``model``), loaded once;
+    ``balance`` as in :class:`Recognizer`."""
+    return _cached(None if model is None else str(model), balance).predict_batch(faces, color=color)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite._atomic import atomic_path
-from ferlite.evaluate import EvalReport
+from ferlite.evaluate import NO_FACE, EvalReport
 
 __all__ = ["format_report", "plot_report", "save_png"]
 
@@ -21,7 +21,9 @@ __all__ = ["format_report", "plot_report", "save_png"]
 def format_report(r: EvalReport) -> str:
     """Human-readable report. FER+ and CSV data: the reference project's shape (top result accuracy, class-wise
     MAE, total MAE), then major8 accuracy, KL, the sample counts and the confusion matrix. Folder-per-class
-    data: the accuracy, class-wise recall, the sample counts, the confusion matrix and the photos without a face."""
+    data (the real-photo protocol): the balanced accuracy first, then the accuracy, class-wise recall, the classes
+    scored and left out, the sample counts, the confusion matrix (with a ``no face`` column with ``--detect``) and
+    the photos without a face."""
     width = max(map(len, r.classes)) + 2
     folders = r.layout == "folders"
     renamed = f"; renamed {','.join(f'{k}={v}' for k, v in r.class_map.items())}" if r.class_map else ""
@@ -31,13 +33,15 @@ def format_report(r: EvalReport) -> str:
         "",
         *(_label_lines(r, width) if folders else _vote_lines(r, width)),
         "",
-        f"Confusion matrix (rows: {'the folder' if folders else 'true seed9 argmax'}, columns: predicted):",
-        " " * width + " ".join(f"{c[:7]:>7}" for c in r.classes),
+        f"Confusion matrix (rows: {'the folder' if folders else 'true seed9 argmax'}, columns: predicted"
+        + (f"; '{NO_FACE}': no face found, a miss" if len(r.columns) > len(r.classes) else "") + "):",
+        " " * width + " ".join(f"{c[:7]:>7}" for c in r.columns),
         *(f"{name:<{width}}" + " ".join(f"{v:7d}" for v in row) for name, row in zip(r.classes, r.confusion,
                                                                                    strict=True)),
     ]
     if r.no_face:
-        lines += ["", f"No face found in {len(r.no_face)} photo(s):", *(f"  {p}" for p in r.no_face)]
+        lines += ["", f"No face found in {len(r.no_face)} photo(s) (counted as misses):",
+                  *(f"  {p}" for p in r.no_face)]
     return "\n".join(lines)
 
 
@@ -58,19 +62,26 @@ def _vote_lines(r: EvalReport, width: int) -> list[str]:
 
 
 def _label_lines(r: EvalReport, width: int) -> list[str]:
-    """The metric lines of a report on folder labels."""
+    """The metric lines of a report on folder labels (the real-photo protocol)."""
     true = r.confusion.sum(axis=1)
-    faces = (f"the largest face found by the {r.detector} detector in each photo; {r.dropped} photo(s) without one"
-             if r.detector else "each image taken as a face crop (no --detect)")
+    faces = (f"the largest face found by the {r.detector} detector in each photo; {len(r.no_face)} photo(s) without "
+             "one, counted as misses" if r.detector else "each image taken as a face crop (no --detect)")
+    left_out = ", ".join(f"{c} ({k} images{', excluded by name' if c in r.excluded else ''})"
+                         for c, k in r.left_out.items())
     return [
+        f"Balanced accuracy (mean class-wise recall): {r.balanced_accuracy:.4f}",
         f"Accuracy (top-1 against the folder): {r.top1:.4f} ({100 * r.top1:.2f}%)",
         "Class-wise recall:",
         *(f"{name:<{width}} {v:.4f}  ({r.confusion[i, i]}/{true[i]})"
           for i, (name, v) in enumerate(r.class_recall.items())),
         "",
+        f"classes scored: the {len(r.classes)} with at least {r.min_images} images"
+        + (f", less {', '.join(r.excluded)} (excluded)" if r.excluded else "")
+        + f"; left out: {left_out or 'none'}",
         f"predicted class: the argmax of the model's outputs for these {len(r.classes)} classes",
         f"faces: {faces}",
-        f"samples: {r.rows} images, {len(r.skipped)} skipped as bad, {r.faces} read, {r.n} scored",
+        f"samples: {r.rows} images, {len(r.skipped)} skipped as bad, {r.faces} read, {r.dropped} of classes left "
+        f"out, {r.n} scored",
     ]
 
 
@@ -83,26 +94,27 @@ def plot_report(r: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     folders = r.layout == "folders"
-    k = len(r.classes)
-    fig = Figure(figsize=(6.5, 5.5))
+    k, columns = len(r.classes), r.columns
+    fig = Figure(figsize=(6.5 + 0.5 * (len(columns) - k), 5.5))
     ax = fig.subplots()
     norm = r.confusion / np.clip(r.confusion.sum(axis=1, keepdims=True), 1, None)
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label="fraction of the true class")
-    ax.set_xticks(range(k), r.classes, rotation=45, ha="right")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(k), r.classes)
     for i in range(k):
-        for j in range(k):
+        for j in range(len(columns)):
             ax.text(j, i, str(r.confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (the folder)" if folders else "true (seed9 argmax)")
-    ax.set_title(f"{'accuracy' if folders else 'top-1'} {100 * r.top1:.1f}%  (n={r.n})")
+    ax.set_title(f"balanced accuracy {r.balanced_accuracy:.3f}, accuracy {100 * r.top1:.1f}%  (n={r.n})" if folders
+                 else f"top-1 {100 * r.top1:.1f}%  (n={r.n})")
     fig.tight_layout()
     paths = [save_png(fig, out / "confusion_matrix.png")]
     if folders:
-        paths.append(_bar_png(r.class_recall, "recall", f"per-class recall (accuracy {100 * r.top1:.1f}%, n={r.n})",
-                              out / "class_recall.png", "tab:green"))
+        title = f"per-class recall (balanced accuracy {r.balanced_accuracy:.3f}, n={r.n})"
+        paths.append(_bar_png(r.class_recall, "recall", title, out / "class_recall.png", "tab:green"))
     else:
         paths.append(_bar_png(r.class_mae, "MAE", f"per-class MAE (total {r.mae:.4f}, n={r.n})",
                               out / "class_mae.png", "tab:orange"))

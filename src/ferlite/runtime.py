@@ -29,6 +29,9 @@ class Predictor:
         input_size: side of the square input.
         channels: 1 (gray) or 3.
         backend: ``"keras"`` or ``"litert"``.
+        class_prior: the mean training target of each class (the sidecar's ``class_prior``), or None when the
+            sidecar has none: what :func:`ferlite.labels.balance` divides by.
+        default_balance: the class-balanced decision's strength recorded in the sidecar (``balance``), else 0.
     """
 
     path: Path
@@ -37,6 +40,8 @@ class Predictor:
     channels: int
     backend: str
     _impl: object = None
+    class_prior: np.ndarray | None = None
+    default_balance: float = 0.0
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(B, S, S, C)`` uint8 faces -> ``(B, len(classes))`` float32 probabilities (rows sum to 1)."""
@@ -87,9 +92,29 @@ def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
     path = check_model_file(weights.resolve_model(name_or_path))
     sidecar = model_info(path)
     if path.suffix == ".keras":
-        return _keras_predictor(path, sidecar)
-    if path.suffix == ".tflite":
+        predictor = _keras_predictor(path, sidecar)
+    elif path.suffix == ".tflite":
         from ferlite.litert import litert_predictor
 
-        return litert_predictor(path, sidecar)
-    raise ValueError(f"unsupported model file {path}: expected a .keras or .tflite file")
+        predictor = litert_predictor(path, sidecar)
+    else:
+        raise ValueError(f"unsupported model file {path}: expected a .keras or .tflite file")
+    predictor.class_prior = class_prior(sidecar, predictor.classes, path)
+    predictor.default_balance = float(sidecar.get("balance", 0.0))
+    if not 0.0 <= predictor.default_balance <= 1.0 or (predictor.default_balance and predictor.class_prior is None):
+        raise ValueError(f"the balance of {path}'s sidecar is {sidecar.get('balance')!r}: expected a number in [0, 1], "
+                         "with a class_prior beside it when above 0")
+    return predictor
+
+
+def class_prior(sidecar: dict, classes: tuple[str, ...], path: Path) -> np.ndarray | None:
+    """The sidecar's ``class_prior`` in the order of ``classes`` (None without one); ValueError naming the file when
+    it does not cover the classes or is not a distribution of positive numbers."""
+    prior = sidecar.get("class_prior")
+    if prior is None:
+        return None
+    values = np.array([prior.get(c, np.nan) for c in classes], dtype=np.float64) if isinstance(prior, dict) else None
+    if values is None or not np.isfinite(values).all() or (values <= 0).any() or abs(values.sum() - 1) > 1e-3:
+        raise ValueError(f"the class_prior of {path}'s sidecar is {prior!r}: expected a positive probability for "
+                         f"each class ({', '.join(classes)}), summing to 1")
+    return values

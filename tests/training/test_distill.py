@@ -161,10 +161,10 @@ def test_cli_distils_records_the_teacher_and_refuses_to_resume_with_other_option
     tr = copy_split(ferplus_train_sample, tmp_path / "train", 128)
     va = copy_split(ferplus_valid, tmp_path / "val", 64)
     out = tmp_path / "run"
-    argv = ["train", "--train", str(tr), "--val", str(va), "--alpha", "0.25", "--epochs", "1", "--batch-size", "32",
+    argv = ["train", "--train", str(tr), "--val", str(va), "--alpha", "0.25", "--batch-size", "32",
             "--warmup-epochs", "0", "--aug", "flip", "--output-dir", str(out), "--teacher", str(teacher),
             "--teacher-flip", "--temperature", "2"]
-    result = CliRunner().invoke(main, [*argv, "--distill-weight", "0.7"])
+    result = CliRunner().invoke(main, [*argv, "--epochs", "1", "--distill-weight", "0.7"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "teachers run on each augmented batch, in the input pipeline" in result.output
     assert (out / "model.keras").is_file()

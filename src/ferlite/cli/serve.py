@@ -8,6 +8,7 @@ import logging
 import click
 
 from ferlite.cli._once import OnceCommand
+from ferlite.cli._options import balance_option
 from ferlite.detect import DETECTORS
 from ferlite.images import MAX_PIXELS
 
@@ -36,6 +37,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True, help="Face detector.")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
               help="Minimum face detection score  [default: the library's, as for ferlite demo]")
+@balance_option
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Images analysed at once, each by its own recognizer and thread.")
 @click.option("--queue-size", type=click.IntRange(0, 4096), default=8, show_default=True,
@@ -58,7 +60,7 @@ def is_loopback(host: str) -> bool:
                    "camera (played at its frame rate, looped).")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
               help="--camera: weight of the newest frame in the smoothing of each face's probabilities.")
-def serve_cmd(host, port, model, detector, min_score, workers, queue_size, max_upload_mb, max_megapixels,
+def serve_cmd(host, port, model, detector, min_score, balance, workers, queue_size, max_upload_mb, max_megapixels,
               read_timeout, max_connections, token, no_auth, camera, smooth_alpha) -> None:
     """Serve the JSON API (POST /v1/analyze, POST /v1/predict, GET /v1/models, GET /healthz) and the live browser
     page (GET /) over HTTP, until SIGTERM or Ctrl-C. Listens on 127.0.0.1 unless told otherwise."""
@@ -75,7 +77,7 @@ def serve_cmd(host, port, model, detector, min_score, workers, queue_size, max_u
     from ferlite.serve.runner import configure_logging, listen, run
 
     try:
-        config = ServeConfig(model=model, detector=detector, min_score=min_score, workers=workers,
+        config = ServeConfig(model=model, detector=detector, min_score=min_score, balance=balance, workers=workers,
                              queue_size=queue_size, max_bytes=round(max_upload_mb * 1e6),
                              max_pixels=round(max_megapixels * 1e6), read_timeout=read_timeout, token=token,
                              allowed_hosts=LOOPBACK_NAMES | {host.lower()} if loopback else None,

@@ -68,6 +68,8 @@ class ServeConfig:
             model). ``.keras`` models are refused: serving runs on LiteRT, without TensorFlow.
         detector: one of :data:`ferlite.detect.DETECTORS`.
         min_score: minimum face detection score (None: the library's default).
+        balance: the class-balanced decision's strength (None: the model's recorded one; see
+            :class:`~ferlite.recognizer.Recognizer`).
         workers: recognizers working at once, each in its own thread.
         queue_size: requests that may wait for a worker; one more gets 503 with ``Retry-After``.
         max_bytes: the largest request body (413 past it).
@@ -82,6 +84,7 @@ class ServeConfig:
     model: str | None = None
     detector: str = "auto"
     min_score: float | None = None
+    balance: float | None = None
     workers: int = 1
     queue_size: int = 8
     max_bytes: int = 10_000_000
@@ -125,7 +128,7 @@ def load_recognizer(config: ServeConfig) -> Recognizer:
                              f"for --model {config.model!r}: expected a .tflite model, e.g. ferplus-mfn-1.0-fp16 "
                              "or fast (`ferlite weights list`), or export yours with `ferlite export`")
     score = {} if config.min_score is None else {"min_score": config.min_score}  # None: the library's default
-    rec = Recognizer.from_pretrained(path, detector=config.detector, **score)
+    rec = Recognizer.from_pretrained(path, detector=config.detector, balance=config.balance, **score)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         rec.detector  # noqa: B018  (loads the detector now: its errors and fallbacks at startup, not on a request)

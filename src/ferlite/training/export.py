@@ -369,6 +369,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         "format": "tflite",
         "quantization": quantize,
         "classes": list(classes),
+        **({"class_prior": source_info["class_prior"]} if "class_prior" in source_info else {}),
         "input_size": size,
         "channels": channels,
         "input": inp,

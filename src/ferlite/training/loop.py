@@ -823,6 +823,9 @@ def _finish(cfg: TrainConfig, out: Path, data: _Data, teachers: Teachers | None,
         "input_size": cfg.img_size,
         "channels": cfg.channels,
         "classes": list(data.targets.classes),
+        # the mean training target: what ferlite.labels.balance divides by (Recognizer(balance=...))
+        "class_prior": {c: round(float(p), 6) for c, p in
+                        zip(data.targets.classes, data.targets.targets.mean(axis=0), strict=True)},
         "input": _input_statement(cfg, data.train_faces.is_ferplus),
         "params": int(best_model.count_params()),
         "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
