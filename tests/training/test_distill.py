@@ -156,13 +156,13 @@ def test_teacher_classes_and_input_must_match_the_students(known_teacher, ferplu
 
 @pytest.mark.slow
 def test_cli_distils_records_the_teacher_and_refuses_to_resume_with_other_options(known_teacher, ferplus_train_sample,
-                                                                                  ferplus_valid, tmp_path):
+                                                                                  ferplus_valid, small_net, tmp_path):
     teacher = known_teacher(0)
     tr = copy_split(ferplus_train_sample, tmp_path / "train", 128)
     va = copy_split(ferplus_valid, tmp_path / "val", 64)
     out = tmp_path / "run"
-    argv = ["train", "--train", str(tr), "--val", str(va), "--alpha", "0.25", "--batch-size", "32",
-            "--warmup-epochs", "0", "--aug", "flip", "--output-dir", str(out), "--teacher", str(teacher),
+    argv = ["train", "--train", str(tr), "--val", str(va), "--model", small_net, "--alpha", "0.25", "--batch-size",
+            "32", "--warmup-epochs", "0", "--aug", "flip", "--output-dir", str(out), "--teacher", str(teacher),
             "--teacher-flip", "--temperature", "2"]
     result = CliRunner().invoke(main, [*argv, "--epochs", "1", "--distill-weight", "0.7"])
     assert result.exit_code == 0, result.output + repr(result.exception)

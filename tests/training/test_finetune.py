@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, load_script
 
 from ferlite.cli import eval_main
 from ferlite.datasets import DataError, read_csv_dataset
-from ferlite.training.loop import TrainConfig, train
 
 FER2013 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 # FER+ emotion index -> FER2013 name (contempt has no FER2013 class)
@@ -61,17 +61,22 @@ def test_read_csv_dataset_and_bad_rows(ferplus_train_sample, tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_default_model_on_7_classes(ferplus_train_sample, ferplus_valid, tmp_path):
+def test_finetune_default_model_on_7_classes_with_the_example_script(ferplus_train_sample, ferplus_valid, tmp_path,
+                                                                     capsys):
+    """examples/finetune_csv.py (the documented way: train() from the default model, head replaced), 2 epochs with
+    the backbone frozen for the first; the result is then scored and checked. (One run for both: the example's
+    TrainConfig is the one this test used to build.)"""
     train_csv = write_onehot_csv(ferplus_train_sample, tmp_path / "train", 128)
     val_csv = write_onehot_csv(ferplus_valid, tmp_path / "val", 64)
     out = tmp_path / "ft"
-    cfg = TrainConfig(train=str(train_csv), val=str(val_csv), epochs=2, freeze_backbone=1, batch_size=32,
-                      init_weights="default", output_dir=str(out), warmup_epochs=0, lr=1e-3)
-    with pytest.warns(UserWarning, match="head_dense"):
-        info = train(cfg, log=lambda *_: None)
-    assert info["classes"] == FER2013 and info["valid"]["major8_acc"] is None
-    side = json.loads((out / "model.json").read_text())
-    assert side["classes"] == FER2013 and "gray" in side["input"]
+    example = load_script(REPO / "examples" / "finetune_csv.py")
+    with pytest.warns(UserWarning, match="head_dense"):  # the 9-class head is replaced by a 7-class one
+        example_rec = example.main(["--train", str(train_csv), "--val", str(val_csv), "--epochs", "2",
+                                    "--freeze-backbone", "1", "--output-dir", str(out)])
+    assert list(example_rec.classes) == FER2013 and "classes: " + ", ".join(FER2013) in capsys.readouterr().out
+    info = json.loads((out / "model.json").read_text())  # what train() returned
+    assert info["classes"] == FER2013 and info["valid"]["major8_acc"] is None and "gray" in info["input"]
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
 
     from ferlite.recognizer import Recognizer
 

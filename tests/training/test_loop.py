@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import console_script, copy_split
+from conftest import console_script, copy_split, with_small_net
 
 from ferlite.cli import main
 from ferlite.datasets import read_dataset
@@ -73,7 +73,7 @@ def test_weight_average_arithmetic():
 
 
 @pytest.mark.slow
-def test_train_end_to_end_with_ema_and_resume(small_splits, tmp_path):
+def test_train_end_to_end_with_ema_and_resume(small_splits, small_net, tmp_path):
     """One small run (a weight average, standard augmentation): every output file, finite metrics, no silent
     overwrite; the average selected, saved and carried on by resume; a kill between checkpoint files refused."""
     import keras
@@ -84,8 +84,8 @@ def test_train_end_to_end_with_ema_and_resume(small_splits, tmp_path):
 
     tr, va = small_splits
     out = tmp_path / "run"
-    cfg = TrainConfig(train=str(tr), val=str(va), alpha=0.25, epochs=1, batch_size=32, output_dir=str(out),
-                      warmup_epochs=0, aug="standard", ema=0.9)
+    cfg = TrainConfig(train=str(tr), val=str(va), model=small_net, alpha=0.25, epochs=1, batch_size=32,
+                      output_dir=str(out), warmup_epochs=0, aug="standard", ema=0.9)
     info = train(cfg, log=lambda *_: None)
     for name in ("last.keras", "state.json", "ema.npz", "best_mae.keras", "best_major8.keras", "history.csv",
                  "curves.png", "model.keras", "model.json"):
@@ -148,7 +148,8 @@ def test_bad_ema(small_splits, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("flag", "other"), [("--quant-noise", "--fake-quant"), ("--fake-quant", "--quant-noise")])
-def test_training_for_int8_keeps_noisy_checkpoints_and_saves_plain_models(flag, other, small_splits, tmp_path):
+def test_training_for_int8_keeps_noisy_checkpoints_and_saves_plain_models(flag, other, small_splits, small_net,
+                                                                          tmp_path):
     from ferlite.training.loop import evaluate_arrays
     from ferlite.training.quantnoise import FakeQuant, StepNoise, quant_noise_layer
 
@@ -156,9 +157,9 @@ def test_training_for_int8_keeps_noisy_checkpoints_and_saves_plain_models(flag, 
     out = tmp_path / "run"
 
     def run(epochs: int, *extra: str):
-        return CliRunner().invoke(main, ["train", "--train", str(tr), "--val", str(va), "--alpha", "0.25", "--epochs",
-                                         str(epochs), "--batch-size", "32", "--warmup-epochs", "0", "--output-dir",
-                                         str(out), *extra])
+        return CliRunner().invoke(main, ["train", "--train", str(tr), "--val", str(va), "--model", small_net, "--alpha",
+                                         "0.25", "--epochs", str(epochs), "--batch-size", "32", "--warmup-epochs", "0",
+                                         "--output-dir", str(out), *extra])
 
     result = run(1, flag)
     assert result.exit_code == 0, result.output
@@ -225,6 +226,7 @@ def load_every_model(run: Path) -> list[str]:
 HELD_TRAIN = """
 import re, sys
 import click
+import small_net  # registers the small test network
 from ferlite.cli import train_main
 
 hold = {int(k) for k in sys.argv[1].split(",")}
@@ -252,7 +254,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def killed_run(ferplus_train_sample, ferplus_valid, tmp_path_factory):
+def killed_run(ferplus_train_sample, ferplus_valid, small_net, tmp_path_factory):
     """A 3-epoch run SIGKILLed inside epoch 3, and copies of its folder at the ends of epochs 1 and 2.
 
     The process is held after epochs 1 and 2 (each copy is taken while it waits, its checkpoint complete) and
@@ -264,8 +266,9 @@ def killed_run(ferplus_train_sample, ferplus_valid, tmp_path_factory):
     va = copy_split(ferplus_valid, root / "val", 64)
     out = root / "run"
     (root / "held_train.py").write_text(HELD_TRAIN)
-    argv = ["--train", str(tr), "--val", str(va), *ARGS, "--epochs", "3", "--output-dir", str(out)]
-    env = {**os.environ, "FERLITE_HOME": str(root / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = ["--train", str(tr), "--val", str(va), "--model", small_net, *ARGS, "--epochs", "3", "--output-dir",
+            str(out)]
+    env = with_small_net({**os.environ, "FERLITE_HOME": str(root / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"})
     env.pop("FERLITE_BASE_URL", None)
     stderr = open(root / "stderr.txt", "w")
     proc = subprocess.Popen([sys.executable, str(root / "held_train.py"), "1,2,3", *argv], stdin=subprocess.PIPE,
@@ -366,13 +369,13 @@ def test_resume_rolls_forward_a_checkpoint_newer_than_state_json(killed_run, tmp
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_checkpoint_that_matches_no_epoch(killed_run, tmp_path):
+def test_resume_refuses_a_checkpoint_that_matches_no_epoch(killed_run, small_net, tmp_path):
     run = _killed_between_checkpoint_and_state(killed_run, tmp_path / "run")
     whole = (run / "last.keras").read_bytes()
     (run / "last.keras").write_bytes(whole[: len(whole) // 2])  # neither epoch 1's file nor a whole epoch 2
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    cfg = TrainConfig(train=killed_run.argv[1], val=killed_run.argv[3], alpha=0.25, batch_size=32, epochs=3,
-                      warmup_epochs=0, output_dir=str(run), resume=True)
+    cfg = TrainConfig(train=killed_run.argv[1], val=killed_run.argv[3], model=small_net, alpha=0.25, batch_size=32,
+                      epochs=3, warmup_epochs=0, output_dir=str(run), resume=True)
     with pytest.raises(ValueError) as err:
         train(cfg, log=lambda *_: None)
     message = str(err.value)

@@ -47,10 +47,10 @@ def faces(ferplus_valid):
 
 
 @pytest.mark.slow
-def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, tmp_path):
+def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, small_net, tmp_path):
     keras.utils.set_random_seed(0)
     x, y = faces
-    model = create_model("mobilefacenet", alpha=0.25)
+    model = create_model(small_net, alpha=0.25)
     noisy = with_quant_noise(model)
     rounded = [layer.name for layer in model.layers if isinstance(layer, ROUNDED)]
     assert rounded and [layer.name for layer in noisy.layers if layer.name.endswith("_qnoise")] == \
@@ -70,7 +70,7 @@ def test_noisy_model_trains_the_plain_weights_which_copy_back_out(faces, tmp_pat
 
     noisy.save(tmp_path / "noisy.keras")  # a training checkpoint: loads with the optimizer
     loaded = load_checkpoint(tmp_path / "noisy.keras", compile=True)
-    plain = copy_to_plain(loaded, create_model("mobilefacenet", alpha=0.25))
+    plain = copy_to_plain(loaded, create_model(small_net, alpha=0.25))
     assert [layer.name for layer in plain.layers] == [layer.name for layer in model.layers]
     np.testing.assert_allclose(plain(x, training=False), model(x, training=False), atol=1e-6)
 

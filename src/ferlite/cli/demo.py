@@ -1,4 +1,5 @@
-"""``ferlite demo`` / ``ferlite-demo``: annotate faces in a photo, a folder, a video or a camera stream."""
+"""``ferlite demo`` / ``ferlite-demo``: annotate faces in photos, folders and videos (as many as given, each in
+turn) or a camera stream."""
 
 from __future__ import annotations
 

@@ -48,6 +48,11 @@ def _class_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--exclude", default=None, metavar="CLASS,...", callback=_class_list,
               help="Folder per class: leave these classes out by name, e.g. contempt when comparing with models "
                    "that have no contempt.")
+@click.option("--balance", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Strength of the class-balanced decision scored: the outputs divided by the model's training class "
+                   "prior to this power (0: the model's own outputs)  [default: on a folder per class, what "
+                   "Recognizer gives, the model's recorded strength (0.7 for the bundled models); on FER+ and CSV "
+                   "votes, 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the report.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write confusion_matrix.png and class_mae.png (class_recall.png for a folder per class) into DIR.")
@@ -56,8 +61,8 @@ def _class_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Faces per forward pass.")
 def eval_cmd(data_dir: str, model: str | None, class_map: dict[str, str], detect: bool, detector: str,
-             min_images: int | None, exclude: tuple[str, ...], as_json: bool, plots: str | None, skip_bad: bool,
-             batch_size: int) -> None:
+             min_images: int | None, exclude: tuple[str, ...], balance: float | None, as_json: bool,
+             plots: str | None, skip_bad: bool, batch_size: int) -> None:
     """Evaluate a model: top-1, class-wise and total MAE and KL, sample counts and the confusion matrix.
 
     On a FER+ folder the metrics use the seed9 protocol and major8 accuracy the FER+ paper's majority
@@ -65,13 +70,15 @@ def eval_cmd(data_dir: str, model: str | None, class_map: dict[str, str], detect
     (DIR/<class>/*.jpg) they follow the real-photo protocol: the classes with at least --min-images images
     are scored (less --exclude), the predicted class is the argmax over them, a photo without a face (--detect)
     is a miss; the balanced accuracy (mean class-wise recall) comes first, then the accuracy, the recall of
-    each class, the confusion matrix and the photos without a face (no MAE, KL or major8)."""
+    each class, the confusion matrix and the photos without a face (no MAE, KL or major8). Photos are scored
+    under the decision Recognizer gives (the model's class-balanced strength), votes under the model's own
+    outputs, unless --balance says otherwise."""
     from ferlite.evaluate import evaluate
     from ferlite.report import format_report, plot_report
 
     try:
         report = evaluate(model, data_dir, skip_bad=skip_bad, batch_size=batch_size, class_map=class_map,
-                          detect=detect, detector=detector, min_images=min_images, exclude=exclude)
+                          detect=detect, detector=detector, min_images=min_images, exclude=exclude, balance=balance)
         written = plot_report(report, plots) if plots else []
     except (OSError, ValueError) as exc:  # DataError is a ValueError; missing files and weights are OSErrors
         raise click.ClickException(str(exc)) from exc
