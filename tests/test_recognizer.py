@@ -320,3 +320,9 @@ def test_balance_errors(tiny_predictor):
     with pytest.raises(ValueError, match="balance=0.5 needs the model's class prior, and tiny.keras has none"):
         Recognizer(tiny_predictor, balance=0.5)
     assert Recognizer(tiny_predictor, balance=0).balance == Recognizer(tiny_predictor).balance == 0.0
+    import dataclasses
+
+    no_disgust = dataclasses.replace(tiny_predictor, class_prior=np.array([0.5, 0.3, 0.1, 0.1, 0, 0, 0, 0, 0]))
+    with pytest.raises(ValueError, match="trained without any anger, disgust, fear, contempt, unknown \\(prior 0\\)"):
+        Recognizer(no_disgust, balance=1)
+    assert Recognizer(no_disgust).balance == 0.0

@@ -195,6 +195,10 @@ def _check_balance(strength: float | None, predictor: Predictor | None = None) -
     if strength and predictor is not None and predictor.class_prior is None:
         raise ValueError(f"balance={strength} needs the model's class prior, and {predictor.path.name} has none (its "
                          "sidecar has no 'class_prior'); use balance=0, or add the mean training target per class")
+    if strength and predictor is not None and (predictor.class_prior == 0).any():
+        absent = [c for c, p in zip(predictor.classes, predictor.class_prior, strict=True) if p == 0]
+        raise ValueError(f"balance={strength} divides by the training class prior, and {predictor.path.name} was "
+                         f"trained without any {', '.join(absent)} (prior 0): use balance=0 with this model")
     return float(strength)
 
 

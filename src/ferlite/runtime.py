@@ -101,9 +101,10 @@ def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
         raise ValueError(f"unsupported model file {path}: expected a .keras or .tflite file")
     predictor.class_prior = class_prior(sidecar, predictor.classes, path)
     predictor.default_balance = float(sidecar.get("balance", 0.0))
-    if not 0.0 <= predictor.default_balance <= 1.0 or (predictor.default_balance and predictor.class_prior is None):
+    if not 0.0 <= predictor.default_balance <= 1.0 or (predictor.default_balance and (
+            predictor.class_prior is None or (predictor.class_prior == 0).any())):
         raise ValueError(f"the balance of {path}'s sidecar is {sidecar.get('balance')!r}: expected a number in [0, 1], "
-                         "with a class_prior beside it when above 0")
+                         "with a class_prior above 0 for every class beside it when above 0")
     return predictor
 
 
@@ -114,7 +115,7 @@ def class_prior(sidecar: dict, classes: tuple[str, ...], path: Path) -> np.ndarr
     if prior is None:
         return None
     values = np.array([prior.get(c, np.nan) for c in classes], dtype=np.float64) if isinstance(prior, dict) else None
-    if values is None or not np.isfinite(values).all() or (values <= 0).any() or abs(values.sum() - 1) > 1e-3:
-        raise ValueError(f"the class_prior of {path}'s sidecar is {prior!r}: expected a positive probability for "
-                         f"each class ({', '.join(classes)}), summing to 1")
+    if values is None or not np.isfinite(values).all() or (values < 0).any() or abs(values.sum() - 1) > 1e-3:
+        raise ValueError(f"the class_prior of {path}'s sidecar is {prior!r}: expected a probability for each class "
+                         f"({', '.join(classes)}), summing to 1")
     return values
