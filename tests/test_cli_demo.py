@@ -131,7 +131,7 @@ def test_demo_sample_readme_command_offline(tmp_path, ferlite_home):
     proc = subprocess.run([*console_script(), "demo", "--sample", "--no-display", "--output", str(tmp_path / "out")],
                           capture_output=True, text=True, env=offline_env(ferlite_home), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector yunet" in proc.stdout
+    assert "model ferplus-mfn-1.0-fp16.tflite" in proc.stdout and "detector yunet, balance 0.7" in proc.stdout
     assert "Error" not in proc.stderr and "Warning" not in proc.stderr
     assert "astronaut: 1 face(s)" in proc.stdout and "1 image(s) read, 0 skipped, 1 face(s) found" in proc.stdout
     assert (tmp_path / "out" / "astronaut_annotated.png").is_file()

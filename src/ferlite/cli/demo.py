@@ -19,6 +19,7 @@ import numpy as np
 from ferlite._atomic import atomic_path
 from ferlite.bulk import VIDEO_SUFFIXES
 from ferlite.cli._once import OnceCommand
+from ferlite.cli._options import balance_option
 from ferlite.detect import DEFAULT_MIN_SCORE, DETECTORS
 from ferlite.images import read_image_with_size
 from ferlite.recognizer import Recognizer, scale_results
@@ -318,6 +319,7 @@ SOURCE as given. A video that cannot be opened stops the demo before anything is
               help="Crop margin per side, a fraction of the face box  [default: the detector's measured one]")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=DEFAULT_MIN_SCORE, show_default=True,
               help="Minimum detection score (YuNet, MediaPipe).")
+@balance_option
 @click.option("--smooth", is_flag=True,
               help="Video/camera: smooth each face's probabilities over frames (EMA), each video on its own.")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
@@ -331,15 +333,15 @@ SOURCE as given. A video that cannot be opened stops the demo before anything is
               help="Write one row per face: source, frame, box, score, top, probabilities.")
 @click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), default=None,
               help="Write one JSON object per face.")
-def demo_cmd(paths, camera, image, image_dir, video, sample, model, detector, margin, min_score, smooth, smooth_alpha,
-             max_frames, no_display, output, csv_path, jsonl_path) -> None:
+def demo_cmd(paths, camera, image, image_dir, video, sample, model, detector, margin, min_score, balance, smooth,
+             smooth_alpha, max_frames, no_display, output, csv_path, jsonl_path) -> None:
     """Annotate faces and their expressions in images, videos and folders of them, a camera or --sample."""
     sources = _sources(paths, camera, image, image_dir, video, sample)
     for source in sources:
         if source.kind == "video":  # each video checked before the model loads: one that cannot be played fails now
             _open_stream(source).release()
     try:
-        rec = Recognizer.from_pretrained(model, detector=detector, min_score=min_score)
+        rec = Recognizer.from_pretrained(model, detector=detector, min_score=min_score, balance=balance)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             name = rec.detector.name
@@ -349,7 +351,7 @@ def demo_cmd(paths, camera, image, image_dir, video, sample, model, detector, ma
             rec.geometry = dataclasses.replace(rec.crop_geometry, margin=margin)
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"model {rec.predictor.path.name} ({rec.predictor.backend}), detector {name}")
+    click.echo(f"model {rec.predictor.path.name} ({rec.predictor.backend}), detector {name}, balance {rec.balance:g}")
     try:
         writer = ResultWriter(rec.classes, csv_path=csv_path, jsonl_path=jsonl_path)
     except OSError as exc:
