@@ -27,47 +27,34 @@ from pathlib import Path
 import numpy as np
 
 from ferlite.datasets import read_ferplus_folder
-from ferlite.evaluate import score
+from ferlite.evaluate import score, score_photos
 from ferlite.images import IMAGE_SUFFIXES, read_image
-from ferlite.labels import votes_to_targets
+from ferlite.labels import balance, votes_to_targets
 from ferlite.recognizer import Recognizer
 from ferlite.sidecar import model_info
 
 
-def adjust(probs: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
-    """Rows of ``probs`` times ``prior ** -tau``, renormalised to sum 1."""
-    out = probs * np.asarray(prior, dtype=np.float64) ** -tau
-    return out / out.sum(axis=-1, keepdims=True)
-
-
-def class_folders(folder: Path, min_images: int) -> dict[str, list[Path]]:
-    """The class folders with at least ``min_images`` images (contempt left out), with their image files."""
-    out = {}
-    for d in sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "contempt"):
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if len(files) >= min_images:
-            out[d.name] = files
-    return out
-
-
-def photo_outputs(rec: Recognizer, folders: dict[str, list[Path]]) -> tuple[np.ndarray, np.ndarray]:
-    """The model's outputs on the largest face of every photo (NaN rows: no face) and the label index of each."""
-    probs, labels = [], []
-    for label, (_, files) in enumerate(folders.items()):
-        for path in files:
+def photo_outputs(rec: Recognizer, folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The class of every photo of a folder-per-class set, the model's outputs on its largest face (rows of photos
+    without a face are zeros) and whether a face was found."""
+    labels, probs, found = [], [], []
+    for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(p for p in label_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             faces = rec.analyze(read_image(path))
-            probs.append([faces[0]["emotions"][c] for c in rec.classes] if faces else [np.nan] * len(rec.classes))
-            labels.append(label)
-    return np.array(probs), np.array(labels)
+            labels.append(label_dir.name)
+            probs.append([faces[0]["emotions"][c] for c in rec.classes] if faces else [0.0] * len(rec.classes))
+            found.append(bool(faces))
+    return labels, np.array(probs), np.array(found)
 
 
-def balanced(probs: np.ndarray, labels: np.ndarray, columns: list[int]) -> tuple[float, float, list[float]]:
-    """Balanced accuracy, accuracy and per-class recall of the argmax over ``columns`` (NaN rows: misses)."""
-    found = ~np.isnan(probs[:, 0])
-    pred = np.full(len(labels), -1)
-    pred[found] = np.argmax(probs[found][:, columns], axis=1)
-    recall = [float((pred[labels == k] == k).mean()) for k in range(len(columns))]
-    return float(np.mean(recall)), float((pred == labels).mean()), recall
+def photo_scores(rec: Recognizer, outputs: tuple, prior: np.ndarray, tau: float, min_images: int) -> dict:
+    """``ferlite.evaluate.score_photos`` (the real-photo protocol, contempt left out) of the corrected outputs, with
+    ``recall`` ``{class: recall}``."""
+    labels, probs, found = outputs
+    m = score_photos(labels, balance(probs, prior, tau), rec.classes, found=found, min_images=min_images,
+                     exclude=[c for c in ("contempt",) if c in set(labels) | set(rec.classes)])
+    true = m["confusion"].sum(axis=1)
+    return {**m, "recall": {c: m["confusion"][i, i] / true[i] for i, c in enumerate(m["classes"])}}
 
 
 def main() -> None:
@@ -80,7 +67,6 @@ def main() -> None:
     ap.add_argument("--prior-from", type=Path, default=None, help="FER+ training folder to compute the prior from")
     args = ap.parse_args()
     taus = [float(t) for t in args.taus.split(",")]
-    sets = {folder.name: class_folders(folder, args.min_images) for folder in args.wild}
     valid = read_ferplus_folder(args.ferplus) if args.ferplus else None
     for name in args.model or [None]:
         rec = Recognizer.from_pretrained(name, balance=0)  # the model's own outputs, corrected below
@@ -90,26 +76,24 @@ def main() -> None:
         else:
             prior = np.array([model_info(rec.predictor.path)["class_prior"][c] for c in rec.classes])
         print(f"\n{rec.predictor.path.name}: prior " + ", ".join(f"{c} {p:.3f}" for c, p in zip(rec.classes, prior)))
-        outputs = {s: photo_outputs(rec, folders) for s, folders in sets.items()}
+        outputs = {folder.name: photo_outputs(rec, folder) for folder in args.wild}
         valid_probs = rec.predict_batch(list(valid.images)).to_numpy() if valid is not None else None
-        header = "  tau  " + "".join(f"{s + ' bal / acc':>24}" for s in sets)
+        header = "  tau  " + "".join(f"{s + ' bal / acc':>24}" for s in outputs)
         print(header + ("   FER2013Valid MAE / top-1 / major8" if valid is not None else ""))
         for tau in taus:
             row = f"{tau:5.2f}  "
-            for s, (probs, labels) in outputs.items():
-                columns = [rec.classes.index(c) for c in sets[s]]
-                bal, acc, _ = balanced(adjust(probs, prior, tau), labels, columns)
-                row += f"{bal:>15.3f} / {acc:.3f}"
+            for out in outputs.values():
+                m = photo_scores(rec, out, prior, tau, args.min_images)
+                row += f"{m['balanced_accuracy']:>15.3f} / {m['top1']:.3f}"
             if valid is not None:
-                m = score(valid.votes, adjust(valid_probs, prior, tau), rec.classes)
+                m = score(valid.votes, balance(valid_probs, prior, tau), rec.classes)
                 row += f"   {m['mae']:.4f} / {100 * m['top1']:.2f}% / {100 * m['major8_acc']:.2f}%"
             print(row, flush=True)
-        for s, (probs, labels) in outputs.items():
-            columns = [rec.classes.index(c) for c in sets[s]]
+        for name, out in outputs.items():
             for tau in taus:
-                _, _, recall = balanced(adjust(probs, prior, tau), labels, columns)
-                print(f"  {s} recall at tau {tau}: " + ", ".join(f"{c} {r:.2f}" for c, r in zip(sets[s], recall))
-                      + f"; no face: {int(np.isnan(probs[:, 0]).sum())}")
+                recall = photo_scores(rec, out, prior, tau, args.min_images)["recall"]
+                print(f"  {name} recall at tau {tau}: " + ", ".join(f"{c} {r:.2f}" for c, r in recall.items())
+                      + f"; no face: {int((~out[2]).sum())}")
 
 
 if __name__ == "__main__":
