@@ -340,5 +340,6 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+
 if __name__ == "__main__":
     main()

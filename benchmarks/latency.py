@@ -355,6 +355,7 @@ def main() -> None:
         if fer_path:
             models["fer tflite"] = fer_path
 
+        fer_in = fer_input(faces.images[:n]) if fer_path else None
         rows = []
         for threads in THREADS:
             print(f"timing {n} batch-1 calls per row, {threads} thread(s) ...", flush=True)
@@ -365,8 +366,7 @@ def main() -> None:
             rows.extend((name, threads, litert_latency(path, ours_in, threads, args.warmup))
                         for name, path in also.items())
             if fer_path:
-                rows.append(("fer tflite", threads, litert_latency(fer_path, fer_input(faces.images[:n]), threads,
-                                                                   args.warmup)))
+                rows.append(("fer tflite", threads, litert_latency(fer_path, fer_in, threads, args.warmup)))
 
         print("scoring on", args.data, "...", flush=True)
         probs = {name: load_predictor(p).predict(faces.images[..., None])

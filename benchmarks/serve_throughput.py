@@ -43,13 +43,14 @@ def photos() -> dict[str, np.ndarray]:
     import cv2
     from skimage.data import astronaut, coffee
 
-    one = cv2.resize(astronaut()[:384], (640, 480), interpolation=cv2.INTER_LINEAR)
-    background = cv2.GaussianBlur(cv2.resize(coffee(), (640, 480), interpolation=cv2.INTER_AREA), (0, 0), 6)
-    face = astronaut()[20:230, 140:310]  # her head, 170x210
+    her, cup = astronaut(), coffee()
+    one = cv2.resize(her[:384], (640, 480), interpolation=cv2.INTER_LINEAR)
+    background = cv2.GaussianBlur(cv2.resize(cup, (640, 480), interpolation=cv2.INTER_AREA), (0, 0), 6)
+    face = her[20:230, 140:310]  # her head, 170x210
     two = background.copy()
     for x in (90, 380):
         two[150:360, x:x + 170] = face
-    return {"one_face": one, "two_faces": two, "no_face": cv2.resize(coffee(), (640, 480))}
+    return {"one_face": one, "two_faces": two, "no_face": cv2.resize(cup, (640, 480))}
 
 
 def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
@@ -158,20 +159,21 @@ def summary(seconds: list[float], wall: float) -> dict[str, float]:
 
 
 def in_process(bodies: list[bytes], *, workers: int, total: int, model: str | None) -> dict[str, float]:
-    """The server's work without the server: ``total`` decodes + analyses by ``workers`` threads."""
-    from ferlite.recognizer import Recognizer, scale_results
-    from ferlite.serve.uploads import decode_image
+    """The server's work without the server: ``total`` decodes + analyses (the server's own function, at its
+    default pixel budget) by ``workers`` threads."""
+    from ferlite.images import MAX_PIXELS
+    from ferlite.recognizer import Recognizer
+    from ferlite.serve.app import _analyze
 
     recognizers = [Recognizer.from_pretrained(model) for _ in range(workers)]
     for rec in recognizers:  # warm up: the detector loaded, the interpreters run once
-        rec.analyze(decode_image(bodies[0], max_pixels=40_000_000)[0])
+        _analyze(rec, bodies[0], MAX_PIXELS)
     counter, lock, seconds = itertools.count(), threading.Lock(), []
 
     def work(rec: Recognizer) -> None:
         while (i := next(counter)) < total:
             t0 = time.perf_counter()
-            rgb, size = decode_image(bodies[i % len(bodies)], max_pixels=40_000_000)
-            scale_results(rec.analyze(rgb), rgb.shape, size)
+            _analyze(rec, bodies[i % len(bodies)], MAX_PIXELS)
             with lock:
                 seconds.append(time.perf_counter() - t0)
 

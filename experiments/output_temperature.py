@@ -42,8 +42,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from ferlite.datasets import read_ferplus_folder
-    from ferlite.evaluate import load_predictor, score
+    from ferlite.evaluate import score
     from ferlite.labels import FERPLUS_CLASSES
+    from ferlite.runtime import load_predictor
     from ferlite.weights import resolve_model
 
     path = resolve_model(args.model)

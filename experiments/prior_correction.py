@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlite.datasets import read_ferplus_folder
+from ferlite.datasets import list_class_folders, read_ferplus_folder
 from ferlite.evaluate import score, score_photos
-from ferlite.images import IMAGE_SUFFIXES, read_image
+from ferlite.images import read_image
 from ferlite.labels import balance, votes_to_targets
 from ferlite.recognizer import Recognizer
 from ferlite.sidecar import model_info
@@ -37,14 +37,13 @@ from ferlite.sidecar import model_info
 def photo_outputs(rec: Recognizer, folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The class of every photo of a folder-per-class set, the model's outputs on its largest face (rows of photos
     without a face are zeros) and whether a face was found."""
-    labels, probs, found = [], [], []
-    for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in sorted(p for p in label_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            faces = rec.analyze(read_image(path))
-            labels.append(label_dir.name)
-            probs.append([faces[0]["emotions"][c] for c in rec.classes] if faces else [0.0] * len(rec.classes))
-            found.append(bool(faces))
-    return labels, np.array(probs), np.array(found)
+    listed = list_class_folders(folder, rec.classes)
+    probs, found = [], []
+    for path in listed.files:
+        faces = rec.analyze(read_image(path))
+        probs.append([faces[0]["emotions"][c] for c in rec.classes] if faces else [0.0] * len(rec.classes))
+        found.append(bool(faces))
+    return [listed.classes[i] for i in listed.labels], np.array(probs), np.array(found)
 
 
 def photo_scores(rec: Recognizer, outputs: tuple, prior: np.ndarray, tau: float, min_images: int) -> dict:

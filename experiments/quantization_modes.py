@@ -82,9 +82,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from ferlite.datasets import read_ferplus_folder
-    from ferlite.evaluate import load_predictor, score
+    from ferlite.evaluate import score
     from ferlite.labels import FERPLUS_CLASSES
     from ferlite.modelfile import load_keras_model
+    from ferlite.runtime import load_predictor
     from ferlite.training.export import _float_input_twin, calibration_faces
     from ferlite.weights import resolve_model
 

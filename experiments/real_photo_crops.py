@@ -20,20 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlite.datasets import list_class_folders
 from ferlite.detect import DEFAULT_GEOMETRY, CropGeometry, crop_face
 from ferlite.evaluate import score_photos
-from ferlite.images import IMAGE_SUFFIXES, read_image
+from ferlite.images import read_image
 from ferlite.recognizer import Recognizer
 
 
 def detect_set(rec: Recognizer, folder: Path) -> list[tuple[str, np.ndarray, object]]:
     """(class, RGB photo, largest face or None) for every photo of a folder-per-class set."""
+    listed = list_class_folders(folder, rec.classes)
     out = []
-    for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in sorted(p for p in label_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            rgb = read_image(path)
-            faces = rec.detector.detect(rgb)
-            out.append((label_dir.name, rgb, faces[0] if faces else None))
+    for path, label in zip(listed.files, listed.labels, strict=True):
+        rgb = read_image(path)
+        faces = rec.detector.detect(rgb)
+        out.append((listed.classes[label], rgb, faces[0] if faces else None))
     return out
 
 

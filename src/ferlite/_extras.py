@@ -7,8 +7,6 @@ plots), ``bulk`` (Ray), ``mediapipe`` (the MediaPipe face detector), ``serve`` (
 
 from __future__ import annotations
 
-import importlib.util
-
 # The module each extra brings, and what needs it (for the message).
 EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "train": (("tensorflow", "keras", "matplotlib"), "training, export, .keras models and plots"),
@@ -22,17 +20,10 @@ class MissingExtraError(ImportError):
     """A part of ferlite was used without the extra that installs what it needs; the message names the extra."""
 
 
-def extra_message(extra: str, missing: str, what: str | None = None) -> str:
+def extra_message(extra: str, missing: str) -> str:
     """One line: what needs ``extra``, the module that is missing, and the pip command that installs it."""
-    return (f"{what or EXTRAS[extra][1]} needs {missing.split('.')[0]}, which is not installed: "
+    return (f"{EXTRAS[extra][1]} needs {missing.split('.')[0]}, which is not installed: "
             f'pip install "ferlite[{extra}]"')
-
-
-def require_extra(extra: str, what: str | None = None) -> None:
-    """Raise :class:`MissingExtraError` unless every module of ``extra`` (see :data:`EXTRAS`) can be imported."""
-    for module in EXTRAS[extra][0]:
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(extra_message(extra, module, what), name=module)
 
 
 def extra_for(module: str | None) -> str | None:

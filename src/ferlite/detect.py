@@ -61,8 +61,8 @@ KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
 # and 2,500 news photos of docs/crop_geometry.md this found as many faces, with 2 false detections instead of 32, as
 # 640 then 320, for 56% of the pixels.
 _YUNET_SIDES = (480, 240)
-# A picture smaller than this (a face crop, say) is enlarged to it: YuNet found a face in 332 of 400 FER+ 48x48
-# faces as they are, in 391 of them enlarged twice (docs/crop_geometry.md).
+# A picture smaller than this (a face crop, say) is enlarged to it: YuNet found a face in 332 of the first 400
+# FER2013Valid faces (48x48) as they are, in 395 enlarged to 240 (docs/crop_geometry.md).
 _YUNET_SMALL = 240
 
 

@@ -185,17 +185,19 @@ class Recognizer:
 
 
 def _check_balance(strength: float | None, predictor: Predictor | None = None) -> float:
-    """``strength`` (None: ``predictor``'s recorded default, else 0) if it is in [0, 1] and, when it is not 0,
-    ``predictor`` has a class prior; else ValueError."""
+    """``strength`` (None: ``predictor``'s recorded default, else 0), checked: a number in [0, 1] and, when above 0,
+    for a ``predictor`` with a class prior above 0 for every class; else ValueError naming the model."""
     if strength is None:
-        return predictor.default_balance if predictor is not None else 0.0
+        strength = predictor.default_balance if predictor is not None else 0.0
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
         raise ValueError(f"balance must be a number in [0, 1] (0: the model's own outputs, 1: the full class-balanced "
                          f"decision), got {strength!r}")
-    if strength and predictor is not None and predictor.class_prior is None:
+    if not strength or predictor is None:
+        return float(strength)
+    if predictor.class_prior is None:
         raise ValueError(f"balance={strength} needs the model's class prior, and {predictor.path.name} has none (its "
                          "sidecar has no 'class_prior'); use balance=0, or add the mean training target per class")
-    if strength and predictor is not None and (predictor.class_prior == 0).any():
+    if (predictor.class_prior == 0).any():
         absent = [c for c, p in zip(predictor.classes, predictor.class_prior, strict=True) if p == 0]
         raise ValueError(f"balance={strength} divides by the training class prior, and {predictor.path.name} was "
                          f"trained without any {', '.join(absent)} (prior 0): use balance=0 with this model")

@@ -100,17 +100,13 @@ def load_predictor(name_or_path: str | os.PathLike | None = None) -> Predictor:
     else:
         raise ValueError(f"unsupported model file {path}: expected a .keras or .tflite file")
     predictor.class_prior = class_prior(sidecar, predictor.classes, path)
-    predictor.default_balance = float(sidecar.get("balance", 0.0))
-    if not 0.0 <= predictor.default_balance <= 1.0 or (predictor.default_balance and (
-            predictor.class_prior is None or (predictor.class_prior == 0).any())):
-        raise ValueError(f"the balance of {path}'s sidecar is {sidecar.get('balance')!r}: expected a number in [0, 1], "
-                         "with a class_prior above 0 for every class beside it when above 0")
+    predictor.default_balance = sidecar.get("balance", 0.0)  # checked where it is used (ferlite.recognizer)
     return predictor
 
 
 def class_prior(sidecar: dict, classes: tuple[str, ...], path: Path) -> np.ndarray | None:
     """The sidecar's ``class_prior`` in the order of ``classes`` (None without one); ValueError naming the file when
-    it does not cover the classes or is not a distribution of positive numbers."""
+    it does not cover the classes or is not a probability distribution (a class absent from training has 0)."""
     prior = sidecar.get("class_prior")
     if prior is None:
         return None

@@ -20,7 +20,7 @@ def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def _class_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in (value or "").split(",")) if value is not None else ()
+    names = tuple(name.strip() for name in value.split(",")) if value is not None else ()
     if any(not name for name in names):
         raise click.BadParameter(f"expected class names separated by commas, e.g. contempt or contempt,disgust; got "
                                  f"{value!r}")

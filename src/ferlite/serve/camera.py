@@ -163,24 +163,25 @@ class CameraFeed:
                 self._stop.wait(0.5)
                 continue
             failures, self.error = 0, None
-            faces = self.smoother.update(self.recognizer.analyze(frame, color="bgr"))
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # once: for the recognizer and for the drawing
+            faces = self.smoother.update(self.recognizer.analyze(rgb))
             if previous is not None:
                 gap = started - previous
                 fps = 1.0 / gap if fps is None else 0.9 * fps + 0.1 / max(gap, 1e-6)
             previous = started
-            self._publish(n, frame, faces, fps)
+            self._publish(n, rgb, faces, fps)
             n += 1
             if self.looped:
                 self._stop.wait(max(0.0, self._period - (time.perf_counter() - started)))
 
-    def _publish(self, n: int, frame_bgr: np.ndarray, faces: list[dict], fps: float | None) -> None:
+    def _publish(self, n: int, frame_rgb: np.ndarray, faces: list[dict], fps: float | None) -> None:
         import cv2
 
-        annotated = draw_results(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB), faces, fps)
+        annotated = draw_results(frame_rgb, faces, fps)
         ok, jpeg = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"OpenCV could not encode frame {n} of {self.name} as JPEG")
-        result = {"frame": n, "fps": fps, "width": frame_bgr.shape[1], "height": frame_bgr.shape[0], "faces": faces}
+        result = {"frame": n, "fps": fps, "width": frame_rgb.shape[1], "height": frame_rgb.shape[0], "faces": faces}
         with self._lock:
             self._latest = (n, jpeg.tobytes(), result)
         self._loop.call_soon_threadsafe(self._announce)
