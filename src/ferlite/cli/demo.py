@@ -319,7 +319,7 @@ SOURCE as given. A video that cannot be opened stops the demo before anything is
               help="Crop margin per side, a fraction of the face box  [default: the detector's measured one]")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=DEFAULT_MIN_SCORE, show_default=True,
               help="Minimum detection score (YuNet, MediaPipe).")
-@balance_option
+@balance_option()
 @click.option("--smooth", is_flag=True,
               help="Video/camera: smooth each face's probabilities over frames (EMA), each video on its own.")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,

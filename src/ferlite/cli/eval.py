@@ -7,6 +7,7 @@ import json
 import click
 
 from ferlite.cli._once import OnceCommand
+from ferlite.cli._options import balance_option
 from ferlite.detect import DETECTORS
 
 
@@ -48,11 +49,8 @@ def _class_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--exclude", default=None, metavar="CLASS,...", callback=_class_list,
               help="Folder per class: leave these classes out by name, e.g. contempt when comparing with models "
                    "that have no contempt.")
-@click.option("--balance", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Strength of the class-balanced decision scored: the outputs divided by the model's training class "
-                   "prior to this power (0: the model's own outputs)  [default: on a folder per class, what "
-                   "Recognizer gives, the model's recorded strength (0.7 for the bundled models); on FER+ and CSV "
-                   "votes, 0]")
+@balance_option("on a folder per class, what Recognizer gives, the model's recorded strength (0.7 for the "
+                "bundled models); on FER+ and CSV votes, 0")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the report.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write confusion_matrix.png and class_mae.png (class_recall.png for a folder per class) into DIR.")

@@ -37,7 +37,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True, help="Face detector.")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
               help="Minimum face detection score  [default: the library's, as for ferlite demo]")
-@balance_option
+@balance_option()
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Images analysed at once, each by its own recognizer and thread.")
 @click.option("--queue-size", type=click.IntRange(0, 4096), default=8, show_default=True,

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -265,7 +266,7 @@ class Service:
                                max_bytes=self.config.max_bytes, timeout=self.config.read_timeout)
         return image_from_body(body, media, content_type)
 
-    async def answer(self, request: Request, fn) -> dict:
+    async def answer(self, request: Request, fn: Callable[[Recognizer, bytes, int], dict]) -> dict:
         """``fn(recognizer, image bytes, max_pixels)`` for a request (see :meth:`image`), run by the work queue;
         dropped (499, in the log only) if the client goes away before it is done."""
         job = asyncio.ensure_future(self.queue.run(fn, await self.image(request), self.config.max_pixels))

@@ -18,6 +18,7 @@ function say(text, error = false) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const pct = (p) => `${Math.round(100 * p)}%`;
+const topLabel = (face) => `${face.top} ${pct(face.emotions[face.top])}`;
 
 class ApiError extends Error {
   constructor(message, retryAfter) { super(message); this.retryAfter = retryAfter; }
@@ -39,7 +40,7 @@ function listFaces(faces) {
     card.className = "face";
     const top = document.createElement("div");
     top.className = "top";
-    top.textContent = `${face.top} ${pct(face.emotions[face.top])}`;
+    top.textContent = topLabel(face);
     card.append(top);
     for (const [name, p] of Object.entries(face.emotions)) {
       const row = document.createElement("div");
@@ -65,12 +66,12 @@ function listFaces(faces) {
 function drawFaces(ctx, faces) {
   const scale = Math.max(0.6, Math.min(ctx.canvas.width, ctx.canvas.height) / 480);
   ctx.lineWidth = 2 * scale;
-  ctx.font = `${Math.round(15 * scale)}px system-ui, sans-serif`;
   for (const face of faces) {
     const [x, y, w, h] = face.box;
     ctx.strokeStyle = "#00dc00";
     ctx.strokeRect(x, y, w, h);
-    const label = `${face.top} ${pct(face.emotions[face.top])}`;
+    const label = topLabel(face);
+    ctx.font = `${Math.round(15 * scale)}px system-ui, sans-serif`;
     const tw = ctx.measureText(label).width, th = 18 * scale, ty = Math.max(th, y - 4);
     ctx.fillStyle = "#000";
     ctx.fillRect(x, ty - th, tw + 8, th + 2);
@@ -88,7 +89,6 @@ function drawFaces(ctx, faces) {
       ctx.fillStyle = "#fff";
       ctx.fillText(name.slice(0, 5), bx + barW + 3, yy + row - 3);
     });
-    ctx.font = `${Math.round(15 * scale)}px system-ui, sans-serif`;
   }
 }
 
