@@ -98,6 +98,7 @@ def test_augment_keeps_faces_uint8_and_none_is_identity(train_jax, ferplus_train
 @pytest.mark.parametrize("argv, needle", [
     (["--run", "mobilefacenet:0.25"], "expected ARCH:ALPHA:SEED:EPOCHS[:AUG]"),
     (["--run", "mobilefacenet:0.25:0:1:sideways"], "unknown augmentation preset 'sideways'"),
+    (["--run", "mobilefacenet:0.25:0:1:capture"], "'capture' preset's capture degradations"),
     (["--run", "mobilefacenet:wide:0:1"], "could not convert string to float: 'wide'"),
     (["--run", "mobilefacenet:0.25:0:1", "--distill-weight", "0.7"], "--teacher"),
     (["--run", "mobilefacenet:0.25:0:1", "--limit", "-3"], "--limit must be a number of faces"),

@@ -285,6 +285,9 @@ def run_config(spec: str, args: argparse.Namespace) -> TrainConfig:
                           teacher_flip=args.teacher_flip, distill_weight=args.distill_weight,
                           temperature=args.temperature)
         cfg.check()
+        if AugmentConfig.preset(cfg.aug).degrades:
+            raise ValueError(f"the {cfg.aug!r} preset's capture degradations (blur, noise, JPEG...) run in "
+                             "ferlite-train's TensorFlow pipeline only; use ferlite-train")
     except ValueError as e:
         raise SystemExit(f"--run {spec!r}: {e}") from None
     return cfg
@@ -309,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--warmup-epochs", type=int, default=RECIPE.warmup_epochs)
     t.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
     t.add_argument("--label-smoothing", type=float, default=RECIPE.label_smoothing)
-    t.add_argument("--aug", choices=list(PRESETS), default=RECIPE.aug, help="ferlite's augmentation preset")
+    t.add_argument("--aug", choices=[k for k, v in PRESETS.items() if not v.degrades], default=RECIPE.aug,
+                   help="ferlite's augmentation preset (not the capture degradations: ferlite-train has them)")
     t.add_argument("--teacher", action="append", default=[], help="a .keras teacher (repeat for an ensemble)")
     t.add_argument("--distill-weight", type=float, default=RECIPE.distill_weight,
                    help="weight of the teachers' distribution")

@@ -156,6 +156,7 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(ferpl
     data = copy_split(ferplus_train_sample, tmp_path / "train128", 128)  # two steps of 2 x 32 faces
     cmds = [[sys.executable, "-c", TRAIN_SMALL_NET, "--train", str(data), "--val", str(valid_subset), "--alpha", "0.25",
              "--epochs", "1", "--batch-size", "64", "--aug", "flip", "--strategy", "multiworker",
+             "--class-balance", "0.5",  # sample weights through the plain distributed loop
              "--output-dir", str(tmp_path / f"host{index}")] for index in range(2)]
     results = _run_cluster(cmds)
     for p, out, err in results:

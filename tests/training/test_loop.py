@@ -75,7 +75,8 @@ def test_weight_average_arithmetic():
 @pytest.mark.slow
 def test_train_end_to_end_with_ema_and_resume(small_splits, small_net, tmp_path):
     """One small run (a weight average, standard augmentation): every output file, finite metrics, no silent
-    overwrite; the average selected, saved and carried on by resume; a kill between checkpoint files refused."""
+    overwrite; the average selected, saved and carried on by resume; every epoch kept (the average); a kill between
+    checkpoint files refused."""
     import keras
     import numpy as np
 
@@ -85,7 +86,7 @@ def test_train_end_to_end_with_ema_and_resume(small_splits, small_net, tmp_path)
     tr, va = small_splits
     out = tmp_path / "run"
     cfg = TrainConfig(train=str(tr), val=str(va), model=small_net, alpha=0.25, epochs=1, batch_size=32,
-                      output_dir=str(out), warmup_epochs=0, aug="standard", ema=0.9)
+                      output_dir=str(out), warmup_epochs=0, aug="standard", ema=0.9, keep_epochs=True)
     info = train(cfg, log=lambda *_: None)
     for name in ("last.keras", "state.json", "ema.npz", "best_mae.keras", "best_major8.keras", "history.csv",
                  "curves.png", "model.keras", "model.json"):
@@ -111,6 +112,10 @@ def test_train_end_to_end_with_ema_and_resume(small_splits, small_net, tmp_path)
         np.testing.assert_allclose(saved, averaged, rtol=1e-6)
     valid, _ = evaluate_arrays(model, read_dataset(str(va)))
     assert valid["mae"] == pytest.approx(float(row["ema_val_mae"]), abs=1e-6)
+    kept = keras.models.load_model(out / "epoch_001.keras", compile=False)  # --keep-epochs: the average, too
+    for saved, averaged in zip(kept.get_weights(), ema.weights, strict=True):
+        np.testing.assert_allclose(saved, averaged, rtol=1e-6)
+    assert json.loads((out / "epoch_001.json").read_text())["valid"]["mae"] == pytest.approx(valid["mae"], abs=1e-6)
 
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, log=lambda *_: None)
@@ -121,6 +126,7 @@ def test_train_end_to_end_with_ema_and_resume(small_splits, small_net, tmp_path)
     assert json.loads((out / "state.json").read_text())["epoch"] == 2
     ema.load(out / "ema.npz")
     assert ema.updates == 16  # the average carried on from the saved one
+    assert sorted(p.name for p in out.glob("epoch_*.keras")) == ["epoch_001.keras", "epoch_002.keras"]
 
     # Killed after writing both checkpoint files of epoch 2 but before state.json: rolled forward to epoch 2.
     run = shutil.copytree(out, tmp_path / "killed")
@@ -496,9 +502,45 @@ def test_full_disk_is_refused_before_any_epoch_and_leaves_nothing(small_valid_fo
     ("img_size", 40, "img_size must be a multiple of 16 (at least 16), got 40"),
     ("label_smoothing", 2.0, "label_smoothing must be in [0, 1), got 2.0"),
     ("weight_decay", -1.0, "weight_decay must be >= 0, got -1.0"),
+    ("class_balance", 1.5, "class_balance must be a power in [0, 1] (0 = off), got 1.5"),
 ])
 def test_config_refuses_out_of_range_options(option, value, message):
     """Refused by TrainConfig.check, before any data is read or any folder made (not by OpenCV or Keras later)."""
     with pytest.raises(ValueError) as caught:
         TrainConfig(train="unused", val="unused", **{option: value}).check()
     assert str(caught.value) == message
+
+
+def test_class_balance_weights():
+    import numpy as np
+
+    from ferlite.training.loop import class_balance_weights
+
+    one_hot = np.eye(3)[[0] * 6 + [1] * 3 + [2]]  # class frequencies 0.6, 0.3, 0.1
+    w = class_balance_weights(one_hot, 1.0)  # inverse frequency: every class weighs the same in all
+    assert w.mean() == pytest.approx(1.0)
+    assert [w[:6].sum(), w[6:9].sum(), w[9:].sum()] == pytest.approx([10 / 3] * 3)
+    np.testing.assert_allclose(class_balance_weights(one_hot, 0.0), 1.0)
+    half = class_balance_weights(one_hot, 0.5)
+    assert half[9] / half[0] == pytest.approx(6**0.5)  # (0.1 / 0.6) ** -0.5
+    soft = class_balance_weights(np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), 1.0)
+    prior = np.array([0.5, 1 / 6, 1 / 3])
+    expected = np.array([0.5 / prior[0] + 0.5 / prior[1], 1 / prior[0], 1 / prior[2]])
+    np.testing.assert_allclose(soft, expected / expected.mean(), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_class_balanced_loss_weighs_the_faces_of_rare_classes(small_splits, small_net, tmp_path):
+    """The same run with and without --class-balance: the first step's loss is the weighted mean, so the
+    epoch's loss differs; the log names the weights' range."""
+    tr, va = small_splits
+    losses = {}
+    for power in ("0", "1"):
+        out = tmp_path / f"run{power}"
+        result = CliRunner().invoke(main, ["train", "--train", str(tr), "--val", str(va), "--model", small_net,
+                                           "--alpha", "0.25", "--epochs", "1", "--batch-size", "32", "--seed", "3",
+                                           "--warmup-epochs", "0", "--output-dir", str(out), "--class-balance", power])
+        assert result.exit_code == 0, result.output
+        assert ("class-balanced loss (power 1): face weights" in result.output) == (power == "1")
+        losses[power] = float(next(csv.DictReader(open(out / "history.csv")))["loss"])
+    assert losses["0"] != pytest.approx(losses["1"], rel=1e-3)

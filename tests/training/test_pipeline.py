@@ -1,6 +1,7 @@
 """The tf.data soft-label pipeline (ferlite.training.pipeline) on real shared FER+ faces: shapes, determinism,
 channels, augmentation presets, bad input."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -60,6 +61,49 @@ def test_augmentation_changes_pixels_keeps_range(valid_subset):
     erased, orig = _by_index(images, erase_only)
     changed = (erased != orig).mean(axis=(1, 2))
     assert (changed > 0).all() and changed.max() < 0.25  # one rectangle of 2-20% of the area per face
+
+
+def _sharpness(faces):
+    """Mean absolute Laplacian of each face: how much fine detail it has."""
+    kernel = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
+    return np.array([np.abs(cv2.filter2D(f.astype(np.float32), -1, kernel))[2:-2, 2:-2].mean() for f in faces])
+
+
+def test_capture_degradations_each_do_what_they_say(valid_subset):
+    images = read_ferplus_folder(valid_subset).images
+    off = dict(flip=False, shift=0, scale=0, rotation=0, brightness=0, contrast=0)
+    for softening in ("downscale", "blur"):  # every face loses detail, keeps its overall brightness
+        soft, orig = _by_index(images, AugmentConfig(**off, **{softening: 1.0}))
+        assert (_sharpness(soft) < _sharpness(orig)).mean() > 0.95, softening
+        assert np.abs(soft.mean(axis=(1, 2)) - orig.mean(axis=(1, 2))).max() < 4, softening
+    curved, orig = _by_index(images, AugmentConfig(**off, gamma=0.4))  # a monotonic curve per face
+    for c, o in zip(curved, orig):
+        order = np.argsort(o.ravel(), kind="stable")
+        assert (np.diff(c.ravel()[order].astype(int)) >= 0).all()
+    assert np.abs(curved.mean(axis=(1, 2)) - orig.mean(axis=(1, 2))).max() > 10
+    noisy, orig = _by_index(images, AugmentConfig(**off, noise=0.03))
+    diff = noisy.astype(float) - orig
+    assert diff.std(axis=(1, 2)).max() < 0.03 * 255 * 1.1 and abs(diff.mean()) < 0.5
+    assert (diff.std(axis=(1, 2)) > 1).mean() > 0.5  # noise levels are drawn from 0 to the largest
+    jpeg, orig = _by_index(images, AugmentConfig(**off, jpeg=1.0))
+    diff = np.abs(jpeg.astype(float) - orig).mean(axis=(1, 2))
+    assert (diff > 0).all() and diff.max() < 12
+    captured, orig = _by_index(images, "capture", seed=5)  # the preset: every face changed, reproducible
+    assert all(not np.array_equal(a, o) for a, o in zip(captured, orig))
+    np.testing.assert_array_equal(captured, _by_index(images, "capture", seed=5)[0])
+
+
+def test_weights_follow_their_faces(valid_subset):
+    images = read_ferplus_folder(valid_subset).images
+    index = np.arange(len(images), dtype=np.float32)
+    ds = make_dataset(images, index[:, None], batch_size=16, training=True, augment="light", seed=2,
+                      weights=index * 10)
+    x, y, w = next(iter(ds))
+    assert x.shape == (16, 48, 48, 1) and w.dtype == np.float32
+    np.testing.assert_array_equal(w.numpy(), y.numpy()[:, 0] * 10)  # shuffled together
+    n = len(images)
+    with pytest.raises(ValueError, match=rf"weights must have one value per image, shape \({n},\), got \(3,\)"):
+        make_dataset(images, index[:, None], weights=np.ones(3))
 
 
 def test_pipeline_bad_input():

@@ -103,6 +103,12 @@ def _model_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
               help="Quantization-aware training for int8 export: the output of every batch normalisation and "
                    "activation rounded, in training only, to 256 levels of a moving-average range, the gradient "
                    "passed straight through (ferlite.training.quantnoise). Not with --quant-noise.")
+@click.option("--class-balance", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="POWER",
+              help="Class-balanced loss: each face's loss weighted by sum_c target_c x prior_c ** -POWER (prior: the "
+                   "mean training target; 1 = inverse class frequency, 0 = off), mean weight 1.")
+@click.option("--keep-epochs", is_flag=True,
+              help="Keep every epoch's model as epoch_NNN.keras (the weight average with --ema), to select an "
+                   "epoch on other data afterwards.")
 def train_cmd(train_dir, val_dir, channels, num_classes, **opts) -> None:
     """Train on soft labels (FER+ folders or a generic CSV): checkpoints, history, curves, final model + sidecar."""
     from ferlite.training.loop import TrainConfig, train

@@ -5,7 +5,9 @@ to the output folder:
 
 * ``last.keras`` + ``state.json``: model with optimizer state and the epoch, for ``resume``;
 * ``best_mae.keras`` / ``best_major8.keras``: the best models by validation MAE and major8;
-* ``history.csv``: one row per epoch with training and validation metrics.
+* ``history.csv``: one row per epoch with training and validation metrics;
+* with ``keep_epochs``, ``epoch_NNN.keras`` + ``epoch_NNN.json``: every epoch's model (the averaged weights with
+  ``ema``), to select on other data afterwards (``experiments/checkpoint_photos.py``: real photos).
 
 With ``teacher`` set, the targets are distilled (:mod:`ferlite.training.distill`): the teachers' predictions on
 each augmented batch are mixed into the annotators' vote distributions.
@@ -101,6 +103,8 @@ class TrainConfig:
     temperature: float = 1.0
     quant_noise: bool = False
     fake_quant: bool = False
+    keep_epochs: bool = False
+    class_balance: float = 0.0
     model_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -141,6 +145,8 @@ class TrainConfig:
                              f"the single {type(self.teacher).__name__} {str(self.teacher)!r}")
         if not 0 < self.distill_weight <= 1:
             raise ValueError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
+        if not 0 <= self.class_balance <= 1:
+            raise ValueError(f"class_balance must be a power in [0, 1] (0 = off), got {self.class_balance}")
         if not 0 < self.temperature < math.inf:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.quant_noise and self.fake_quant:
@@ -285,10 +291,10 @@ def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int,
     and ``kl`` as ``fit`` reports them."""
     import tensorflow as tf
 
-    def step(x, y):
+    def step(x, y, *weights):  # weights: the class-balanced loss's, when on
         with tf.GradientTape() as tape:
             p = model(x, training=True)
-            per_face = loss.call(y, p)
+            per_face = loss.call(y, p) * (weights[0] if weights else 1.0)
             mean_loss = tf.nn.compute_average_loss(per_face, global_batch_size=global_batch)
         grads = tape.gradient(mean_loss, model.trainable_variables)
         model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -298,12 +304,12 @@ def _multiworker_epoch(model, strategy, ds, loss, steps: int, global_batch: int,
                          tf.reduce_sum(hits), tf.reduce_sum(yc * tf.math.log(yc / pc))])
 
     @tf.function
-    def run(x, y):
-        return strategy.reduce("SUM", strategy.run(step, args=(x, y)), axis=None)
+    def run(batch):
+        return strategy.reduce("SUM", strategy.run(step, args=batch), axis=None)
 
     sums = np.zeros(4)
-    for x, y in strategy.experimental_distribute_dataset(ds.take(steps)):
-        sums += run(x, y).numpy()
+    for batch in strategy.experimental_distribute_dataset(ds.take(steps)):
+        sums += run(batch).numpy()
         if after_step:
             after_step()
     return dict(zip(("loss", "mae", "top1", "kl"), sums / (steps * global_batch), strict=True))
@@ -674,6 +680,16 @@ def _steps(cfg: TrainConfig, data: _Data) -> int:
     return len(data.x_train) // cfg.batch_size
 
 
+def class_balance_weights(targets: np.ndarray, power: float) -> np.ndarray:
+    """Each face's loss weight for a class-balanced loss: ``sum_c target_c * prior_c ** -power``, with ``prior`` the
+    mean target over the faces (rare classes weigh more), scaled to a mean of 1. Power 0 weighs every face 1; 1 is
+    the inverse class frequency."""
+    targets = np.asarray(targets, dtype=np.float64)
+    prior = targets.mean(axis=0)
+    w = targets @ np.where(prior > 0, prior, 1.0) ** -power
+    return (w / w.mean()).astype(np.float32)
+
+
 def _epoch_datasets(cfg: TrainConfig, data: _Data, teachers: Teachers | None, log) -> Callable[[int], Any]:
     """A function from an epoch's seed to its training ``tf.data.Dataset``, targets distilled from the teachers
     when there are any (computed once here when every epoch sees the same, un-augmented faces)."""
@@ -688,6 +704,12 @@ def _epoch_datasets(cfg: TrainConfig, data: _Data, teachers: Teachers | None, lo
             f"{', flip-averaged' if teachers.flip else ''}): target = {1 - teachers.weight:g} x votes + "
             f"{teachers.weight:g} x teachers at temperature {teachers.temperature:g}, teachers run on {where}")
 
+    weights = None
+    if cfg.class_balance:
+        weights = class_balance_weights(data.targets.targets, cfg.class_balance)
+        log(f"class-balanced loss (power {cfg.class_balance:g}): face weights {weights.min():.2f} to "
+            f"{weights.max():.2f}, mean 1")
+
     def train_dataset(epoch_seed: int):
         targets = data.targets.targets
         if cfg.target_mode == "probability":
@@ -696,7 +718,8 @@ def _epoch_datasets(cfg: TrainConfig, data: _Data, teachers: Teachers | None, lo
             targets = mix_targets(targets, cached, teachers.weight)
         relabel = teachers.relabel if teachers is not None and cached is None else None
         ds = make_dataset(data.x_train, targets, batch_size=cfg.batch_size, training=True, augment=cfg.aug,
-                          input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, relabel=relabel)
+                          input_size=cfg.img_size, channels=cfg.channels, seed=epoch_seed, relabel=relabel,
+                          weights=weights)
         options = tf.data.Options()  # workers take their share of each global batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return ds.with_options(options)
@@ -785,6 +808,9 @@ def _write_checkpoint(cfg: TrainConfig, out: Path, run: _Model, val_faces: FaceS
                 progress.best_major8 = val["major8_acc"]
                 _save_model(run.saveable(), out / "best_major8.keras")
                 write_sidecar(out / "best_major8.json", {"epoch": epoch + 1, "valid": val})
+            if cfg.keep_epochs:
+                _save_model(run.saveable(), out / f"epoch_{epoch + 1:03d}.keras")
+                write_sidecar(out / f"epoch_{epoch + 1:03d}.json", {"epoch": epoch + 1, "valid": val})
         progress.history.append([row[k] for k in progress.fields])
         _write_history(out / "history.csv", progress.fields, progress.history)
         progress.wait = 0 if improved else progress.wait + 1

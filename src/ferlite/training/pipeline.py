@@ -8,6 +8,7 @@ batches. TensorFlow is imported when a dataset is made.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -36,8 +37,6 @@ def to_model_input(images, input_size: int, channels: int):
 
 def _augment_batch(x, seed, cfg: AugmentConfig):
     """Augment a float32 ``(B, S, S, C)`` batch in [0, 255] with stateless per-image randomness."""
-    import math
-
     import tensorflow as tf
 
     b = tf.shape(x)[0]
@@ -67,6 +66,8 @@ def _augment_batch(x, seed, cfg: AugmentConfig):
             images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
             interpolation="BILINEAR", fill_mode="REFLECT",
         )
+    if cfg.degrades:
+        x = _degrade(x, tf.random.experimental.stateless_fold_in(seed, 1), cfg)
     if cfg.contrast:
         factor = uniform(5, 1.0 - cfg.contrast, 1.0 + cfg.contrast)[:, None, None, None]
         mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
@@ -91,6 +92,54 @@ def _augment_batch(x, seed, cfg: AugmentConfig):
     return x
 
 
+def _degrade(x, seed, cfg: AugmentConfig):
+    """The capture degradations of :class:`~ferlite.training.augment.AugmentConfig` on a float32 ``(B, S, S, C)``
+    batch in [0, 255]: down-and-up scaling, blur, gamma, sensor noise and JPEG, each image drawn on its own."""
+    import tensorflow as tf
+
+    b, side = tf.shape(x)[0], x.shape[1]
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+
+    def uniform(i, lo=0.0, hi=1.0):
+        return tf.random.stateless_uniform([b], seeds[i], lo, hi)
+
+    def per_image(mask, changed, kept):
+        return tf.where(mask[:, None, None, None], changed, kept)
+
+    if cfg.downscale:
+        r = uniform(0)
+        for i, small in enumerate((side // 2, 3 * side // 4)):  # half of the chosen faces each
+            down = tf.image.resize(x, (small, small), method="area")
+            up = tf.image.resize(down, (side, side), method="bilinear")
+            x = per_image((r < cfg.downscale) & ((r < cfg.downscale / 2) == (i == 0)), up, x)
+    if cfg.blur:
+        t = tf.range(-2.0, 3.0)
+        kernel = tf.exp(-(t**2) / (2 * 1.2**2))
+        kernel = kernel / tf.reduce_sum(kernel)
+        channels = x.shape[-1]
+        kx = tf.tile(tf.reshape(kernel, (1, 5, 1, 1)), (1, 1, channels, 1))
+        ky = tf.tile(tf.reshape(kernel, (5, 1, 1, 1)), (1, 1, channels, 1))
+        padded = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
+        blurred = tf.nn.depthwise_conv2d(tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID"), ky,
+                                         [1, 1, 1, 1], "VALID")
+        amount = uniform(1)[:, None, None, None]  # a blend: sigma from 0 to 1.2 px
+        x = per_image(uniform(2) < cfg.blur, amount * blurred + (1 - amount) * x, x)
+    if cfg.gamma:
+        log_g = math.log(1.0 + cfg.gamma)
+        g = tf.exp(uniform(3, -log_g, log_g))[:, None, None, None]
+        x = 255.0 * tf.pow(tf.clip_by_value(x, 0.0, 255.0) / 255.0, g)
+    if cfg.noise:
+        std = uniform(4, 0.0, cfg.noise)[:, None, None, None] * 255.0
+        x = x + std * tf.random.stateless_normal(tf.shape(x), seeds[5])
+    if cfg.jpeg:
+        q = tf.cast(uniform(6, 30.0, 91.0), tf.int32)
+        as_uint8 = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+        jpeg = tf.map_fn(lambda a: tf.image.adjust_jpeg_quality(a[0], a[1]), (as_uint8, q),
+                         fn_output_signature=tf.TensorSpec(x.shape[1:], tf.uint8))
+        x = per_image(uniform(7) < cfg.jpeg, tf.cast(jpeg, tf.float32), x)
+    return x
+
+
 def make_dataset(
     images: np.ndarray,
     targets: np.ndarray,
@@ -103,6 +152,7 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = False,
     relabel: Callable | None = None,
+    weights: np.ndarray | None = None,
 ):
     """A ``tf.data.Dataset`` of ``(uint8 images (B, S, S, C), float32 targets (B, K))`` batches.
 
@@ -111,7 +161,8 @@ def make_dataset(
     pass), for ``fit(steps_per_epoch=...)``; without it every iterator yields the same order. Evaluation datasets
     keep the input order and never augment. ``relabel(images, targets) -> targets``, a graph function, replaces
     each batch's targets after augmentation, seeing the images the model will see (distillation's teachers:
-    :meth:`ferlite.training.distill.Teachers.relabel`); the images are unchanged by it.
+    :meth:`ferlite.training.distill.Teachers.relabel`); the images are unchanged by it. ``weights`` (one per face)
+    are passed on as Keras sample weights: batches are then ``(images, targets, weights)``.
     """
     import tensorflow as tf
 
@@ -121,31 +172,35 @@ def make_dataset(
         raise TypeError(f"images must be uint8, got {images.dtype}")
     if len(images) != len(targets):
         raise ValueError(f"{len(images)} images but {len(targets)} targets")
+    if weights is not None and np.shape(weights) != (len(images),):
+        raise ValueError(f"weights must have one value per image, shape ({len(images)},), got {np.shape(weights)}")
     if isinstance(augment, str):
         augment = AugmentConfig.preset(augment)
-    ds = tf.data.Dataset.from_tensor_slices((images, targets))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (images, targets) if weights is None else (images, targets, np.asarray(weights, np.float32)))
     if training:  # one pass: the same order for every iterator (a distribution strategy may open several)
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=repeat)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=training)
 
-    def prepare(x, y):
-        return to_model_input(x, input_size, channels), y
+    def prepare(x, *rest):
+        return to_model_input(x, input_size, channels), *rest
 
     if training and augment is not None and augment != AugmentConfig.preset("none"):
         cfg = augment
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
         def aug(batch, s):
-            x, y = batch
+            x, *rest = batch
             x = tf.cast(to_model_input(x, input_size, channels), tf.float32)
             x = _augment_batch(x, tf.cast(s, tf.int32) % (2**31 - 1), cfg)
-            return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), y
+            return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), *rest
 
         ds = tf.data.Dataset.zip((ds, seeds)).map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if relabel is not None:
-        ds = ds.map(lambda x, y: (x, relabel(x, y)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(lambda x, y, *w: (x, relabel(x, y), *w), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,110 @@
+"""Score many models (training checkpoints) on real photos and FER+ at once, from face crops cut once.
+
+Choosing an epoch or a recipe by the real-photo protocol (``docs/evaluation.md``) needs every candidate scored on
+the validation photos; detecting the faces again for each is most of the cost. This script runs the default
+pipeline's face detector and crop (``Recognizer.face_inputs``, the largest face) once per photo set, keeps the
+48x48 model inputs in a cache file, and scores each model given on them: balanced accuracy under the
+class-balanced decision at each strength asked (``ferlite.labels.balance`` with the model's sidecar prior, or the
+default model's when a checkpoint has none), and, with ``--ferplus``, the FER+ figures of the raw outputs
+(``ferlite.evaluate.score``). Every model must take the same input (48x48, 1 channel) as the cache.
+
+    python experiments/checkpoint_photos.py --wild DATA/wild/lfw-val --wild DATA/wild/tcce \\
+        --ferplus ../shared/data/ferplus/FER2013Valid --cache /tmp/wild-inputs.npz \\
+        --model default runs/x/best_mae.keras runs/x/epoch_*.keras [--taus 0.5,0.7,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ferlite.datasets import list_class_folders, read_ferplus_folder
+from ferlite.evaluate import score, score_photos
+from ferlite.images import read_image
+from ferlite.labels import balance
+from ferlite.recognizer import Recognizer
+from ferlite.runtime import load_predictor
+
+
+def cut_faces(rec: Recognizer, folder: Path) -> dict[str, np.ndarray]:
+    """The labels of a folder-per-class set and the model input of each photo's largest face (zeros and
+    ``found`` False where no face is found)."""
+    listed = list_class_folders(folder, rec.classes)
+    s, c = rec.predictor.input_size, rec.predictor.channels
+    inputs, found = np.zeros((len(listed.files), s, s, c), np.uint8), np.zeros(len(listed.files), bool)
+    for i, path in enumerate(listed.files):
+        _, crops = rec.face_inputs(read_image(path), max_faces=1)
+        if len(crops):
+            inputs[i], found[i] = crops[0], True
+    return {"labels": np.array([listed.classes[i] for i in listed.labels]), "inputs": inputs, "found": found}
+
+
+def load_sets(folders: list[Path], cache: Path | None) -> dict[str, dict[str, np.ndarray]]:
+    """Each set's labels, inputs and ``found``, from ``cache`` when it holds them, else cut and saved there."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            sets = {f.name: {k: z[f"{f.name}/{k}"] for k in ("labels", "inputs", "found")} for f in folders
+                    if f"{f.name}/inputs" in z}
+        if len(sets) == len(folders):
+            return sets
+    rec = Recognizer.from_pretrained()
+    sets = {f.name: cut_faces(rec, f) for f in folders}
+    if cache is not None:
+        np.savez_compressed(cache, **{f"{name}/{k}": v for name, d in sets.items() for k, v in d.items()})
+    return sets
+
+
+def score_model(path: str, sets: dict, taus: list[float], ferplus: tuple | None, prior: np.ndarray,
+                min_images: int) -> dict:
+    """Balanced accuracy on each photo set at each strength, and the FER+ scores of the raw outputs."""
+    predictor = load_predictor(path)
+    model_prior = predictor.class_prior if predictor.class_prior is not None else prior
+    row: dict = {"model": path}
+    for name, d in sets.items():
+        probs = predictor.predict(d["inputs"])
+        for tau in taus:
+            m = score_photos(d["labels"], balance(probs, model_prior, tau), predictor.classes, found=d["found"],
+                             min_images=min_images, exclude=["contempt"])
+            row[f"{name}@{tau:g}"] = m["balanced_accuracy"]
+            if tau == taus[-1]:
+                true = m["confusion"].sum(axis=1)
+                row[f"{name}@{tau:g} recall"] = {c: round(m["confusion"][i, i] / true[i], 3)
+                                                 for i, c in enumerate(m["classes"])}
+    if ferplus is not None:
+        images, votes = ferplus
+        m = score(votes, predictor.predict(images), predictor.classes)
+        row.update(fer_mae=m["mae"], fer_top1=m["top1"], fer_major8=m["major8_acc"])
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--wild", type=Path, action="append", required=True, help="folder-per-class photo set")
+    ap.add_argument("--ferplus", type=Path, help="FER+ split folder (e.g. FER2013Valid): raw-output scores")
+    ap.add_argument("--cache", type=Path, help="npz file keeping the cut faces between runs")
+    ap.add_argument("--model", nargs="+", required=True, help="registered names or model files")
+    ap.add_argument("--taus", default="0,0.7", help="balance strengths, comma-separated (recall at the last)")
+    ap.add_argument("--min-images", type=int, default=20)
+    ap.add_argument("--json", type=Path, help="write the rows here")
+    args = ap.parse_args()
+    taus = [float(t) for t in args.taus.split(",")]
+    sets = load_sets(args.wild, args.cache)
+    prior = load_predictor(None).class_prior
+    ferplus = None
+    if args.ferplus is not None:
+        data = read_ferplus_folder(args.ferplus)
+        ferplus = (data.images[..., None], data.votes)
+    rows = []
+    for path in args.model:
+        row = score_model(path, sets, taus, ferplus, prior, args.min_images)
+        rows.append(row)
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""experiments/checkpoint_photos.py cuts each photo's face once (a cache) and scores models on the cut faces exactly
+as the whole pipeline would."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, load_script
+
+from ferlite.datasets import read_ferplus_folder
+from ferlite.evaluate import score
+from ferlite.recognizer import Recognizer
+from ferlite.runtime import load_predictor
+
+skdata = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides the astronaut() photo")
+probe = load_script(REPO / "experiments" / "checkpoint_photos.py")
+
+
+def test_cut_once_then_score_as_the_pipeline_does(tmp_path, valid_subset):
+    photos = tmp_path / "photos"
+    for label in ("happiness", "neutral"):
+        (photos / label).mkdir(parents=True)
+    astronaut = skdata.astronaut()
+    cv2.imwrite(str(photos / "happiness" / "astronaut.png"), astronaut[..., ::-1])
+    cv2.imwrite(str(photos / "happiness" / "small.jpg"), cv2.resize(astronaut, (256, 256))[..., ::-1])
+    cv2.imwrite(str(photos / "neutral" / "blank.png"), np.full((200, 200, 3), 90, np.uint8))
+    cache = tmp_path / "cut.npz"
+    sets = probe.load_sets([photos], cache)
+    cut = sets["photos"]
+    assert cut["labels"].tolist() == ["neutral", "happiness", "happiness"]  # the model's class order
+    assert cut["found"].tolist() == [False, True, True]
+    rec = Recognizer.from_pretrained(balance=0)
+    _, crops = rec.face_inputs(astronaut, max_faces=1)
+    np.testing.assert_array_equal(cut["inputs"][1], crops[0])  # astronaut.png: the crop analyze() feeds the model
+    assert not cut["inputs"][0].any()
+
+    for f in photos.rglob("*.*"):  # the cache is read back, the photos are not needed again
+        f.unlink()
+    again = probe.load_sets([photos], cache)["photos"]
+    for key in ("labels", "inputs", "found"):
+        np.testing.assert_array_equal(again[key], cut[key])
+
+    faces = read_ferplus_folder(valid_subset)
+    row = probe.score_model("default", sets, [0.0, 0.7], (faces.images[..., None], faces.votes),
+                            rec.predictor.class_prior, min_images=1)
+    assert row["photos@0"] == row["photos@0.7"] == 0.5  # both astronauts happy, the blank photo a miss
+    assert row["photos@0.7 recall"] == {"happiness": 1.0, "neutral": 0.0}
+    keras_model = load_predictor("default")  # the alias names the Keras file (the recogniser runs its fp16 form)
+    expected = score(faces.votes, keras_model.predict(faces.images[..., None]), rec.classes)
+    assert row["fer_mae"] == pytest.approx(expected["mae"]) and row["fer_top1"] == expected["top1"]
