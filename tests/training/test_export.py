@@ -183,6 +183,9 @@ def test_cli_export_defaults(bundled_int8):
     side = json.loads(bundled_int8.with_suffix(".json").read_text())
     assert side["source_model"]["name"] == "ferplus-mfn-1.0" and side["quantization"] == "int8"
     assert side["calibration"] == {"data": "FER2013Valid", "faces": 300, "seed": 0}
+    source = json.loads((PRETRAINED / "ferplus-mfn-1.0.json").read_text())
+    for key in ("class_prior", "class_prior_source", "balance", "balance_source"):  # the balanced decision's
+        assert side[key] == source[key], key
     assert sorted(p.name for p in bundled_int8.parent.iterdir()) == ["ferplus-mfn-1.0-int8.json",
                                                                      "ferplus-mfn-1.0-int8.tflite"]
 

@@ -369,7 +369,9 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         "format": "tflite",
         "quantization": quantize,
         "classes": list(classes),
-        **({"class_prior": source_info["class_prior"]} if "class_prior" in source_info else {}),
+        # what the class-balanced decision needs (ferlite.labels.balance), as the source model records it
+        **{k: source_info[k] for k in ("class_prior", "class_prior_source", "balance", "balance_source")
+           if k in source_info},
         "input_size": size,
         "channels": channels,
         "input": inp,
