@@ -6,11 +6,14 @@ pipeline's face detector and crop (``Recognizer.face_inputs``, the largest face)
 48x48 model inputs in a cache file, and scores each model given on them: balanced accuracy under the
 class-balanced decision at each strength asked (``ferlite.labels.balance`` with the model's sidecar prior, or the
 default model's when a checkpoint has none), and, with ``--ferplus``, the FER+ figures of the raw outputs
-(``ferlite.evaluate.score``). Every model must take the same input (48x48, 1 channel) as the cache.
+(``ferlite.evaluate.score``). Every model must take the same input (48x48, 1 channel) as the cache. With
+``--bootstrap N``, each model after the first is compared with the first on the same photos at ``--compare-tau``:
+the difference of balanced accuracy and its paired bootstrap standard error (photos resampled within each class,
+N times), and the share of resamples where the model is not ahead.
 
     python experiments/checkpoint_photos.py --wild DATA/wild/lfw-val --wild DATA/wild/tcce \\
         --ferplus ../shared/data/ferplus/FER2013Valid --cache /tmp/wild-inputs.npz \\
-        --model default runs/x/best_mae.keras runs/x/epoch_*.keras [--taus 0.5,0.7,1]
+        --model default runs/x/best_mae.keras runs/x/epoch_*.keras [--taus 0.5,0.7,1] [--bootstrap 2000]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlite.datasets import list_class_folders, read_ferplus_folder
-from ferlite.evaluate import score, score_photos
+from ferlite.evaluate import score, score_photos, select_classes
 from ferlite.images import read_image
 from ferlite.labels import balance
 from ferlite.recognizer import Recognizer
@@ -80,6 +83,30 @@ def score_model(path: str, sets: dict, taus: list[float], ferplus: tuple | None,
     return row
 
 
+def photo_hits(predictor, data: dict[str, np.ndarray], prior: np.ndarray, tau: float, min_images: int):
+    """Per photo of the classes the protocol scores: whether the prediction at strength ``tau`` is its label (a
+    photo without a face is a miss); and the index of its class."""
+    kept, _ = select_classes(data["labels"], predictor.classes, min_images=min_images, exclude=["contempt"])
+    rows = np.isin(data["labels"], kept)
+    cols = [predictor.classes.index(c) for c in kept]
+    probs = balance(predictor.predict(data["inputs"][rows]), prior, tau)[:, cols]
+    truth = np.array([kept.index(c) for c in data["labels"][rows]])
+    return (probs.argmax(axis=1) == truth) & data["found"][rows], truth
+
+
+def paired_bootstrap(hits_a: np.ndarray, hits_b: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -> dict:
+    """Balanced accuracy of B minus A on the same photos, its standard error over ``n`` resamplings of the photos
+    within each class, and the share of resamples where B is not ahead of A."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(truth == k) for k in np.unique(truth)]
+
+    def diff(index: list[np.ndarray]) -> float:
+        return float(np.mean([hits_b[i].mean() - hits_a[i].mean() for i in index]))
+
+    draws = np.array([diff([rng.choice(g, len(g)) for g in groups]) for _ in range(n)])
+    return {"diff": diff(groups), "se": float(draws.std()), "not_ahead": float((draws <= 0).mean())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wild", type=Path, action="append", required=True, help="folder-per-class photo set")
@@ -89,6 +116,8 @@ def main() -> None:
     ap.add_argument("--taus", default="0,0.7", help="balance strengths, comma-separated (recall at the last)")
     ap.add_argument("--min-images", type=int, default=20)
     ap.add_argument("--json", type=Path, help="write the rows here")
+    ap.add_argument("--bootstrap", type=int, default=0, help="resamples comparing each model with the first (0: off)")
+    ap.add_argument("--compare-tau", type=float, default=0.7, help="the strength the comparison is made at")
     args = ap.parse_args()
     taus = [float(t) for t in args.taus.split(",")]
     sets = load_sets(args.wild, args.cache)
@@ -97,11 +126,19 @@ def main() -> None:
     if args.ferplus is not None:
         data = read_ferplus_folder(args.ferplus)
         ferplus = (data.images[..., None], data.votes)
-    rows = []
+    rows, first = [], {}
     for path in args.model:
         row = score_model(path, sets, taus, ferplus, prior, args.min_images)
+        if args.bootstrap:
+            predictor = load_predictor(path)
+            model_prior = predictor.class_prior if predictor.class_prior is not None else prior
+            for name, d in sets.items():
+                hits, truth = photo_hits(predictor, d, model_prior, args.compare_tau, args.min_images)
+                if name in first:
+                    row[f"{name} vs first"] = paired_bootstrap(first[name], hits, truth, args.bootstrap)
+                first.setdefault(name, hits)
         rows.append(row)
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        print(json.dumps(row, default=float, allow_nan=False), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -46,6 +46,20 @@ def test_cut_once_then_score_as_the_pipeline_does(tmp_path, valid_subset):
                             rec.predictor.class_prior, min_images=1)
     assert row["photos@0"] == row["photos@0.7"] == 0.5  # both astronauts happy, the blank photo a miss
     assert row["photos@0.7 recall"] == {"happiness": 1.0, "neutral": 0.0}
+    hits, truth = probe.photo_hits(load_predictor("default"), sets["photos"], rec.predictor.class_prior, 0.7, 1)
+    assert hits.tolist() == [False, True, True] and truth.tolist() == [0, 1, 1]  # the blank photo: no face, a miss
     keras_model = load_predictor("default")  # the alias names the Keras file (the recogniser runs its fp16 form)
     expected = score(faces.votes, keras_model.predict(faces.images[..., None]), rec.classes)
     assert row["fer_mae"] == pytest.approx(expected["mae"]) and row["fer_top1"] == expected["top1"]
+
+
+def test_paired_bootstrap():
+    truth = np.array([0] * 10 + [1] * 5)
+    a = np.array([1, 0] * 5 + [1, 1, 0, 0, 0], bool)  # recall 0.5 and 0.4
+    same = probe.paired_bootstrap(a, a, truth, 200)
+    assert same == {"diff": 0.0, "se": 0.0, "not_ahead": 1.0}
+    b = a.copy()
+    b[[1, 12]] = True  # one more hit in each class: recall 0.6 and 0.6
+    ahead = probe.paired_bootstrap(a, b, truth, 500)
+    assert ahead["diff"] == pytest.approx((0.1 + 0.2) / 2) and 0 < ahead["se"] < ahead["diff"]
+    assert ahead["not_ahead"] < 0.2
