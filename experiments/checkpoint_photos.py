@@ -9,7 +9,9 @@ default model's when a checkpoint has none), and, with ``--ferplus``, the FER+ f
 (``ferlite.evaluate.score``). Every model must take the same input (48x48, 1 channel) as the cache. With
 ``--bootstrap N``, each model after the first is compared with the first on the same photos at ``--compare-tau``:
 the difference of balanced accuracy and its paired bootstrap standard error (photos resampled within each class,
-N times), and the share of resamples where the model is not ahead.
+N times), and the share of resamples where the model is not ahead. ``--degrade`` scores every model again on
+degraded copies of the cut faces (blur, down-and-up scaling, sharpening, histogram equalisation): how much the
+model relies on the detail the photos have.
 
     python experiments/checkpoint_photos.py --wild DATA/wild/lfw-val --wild DATA/wild/tcce \\
         --ferplus ../shared/data/ferplus/FER2013Valid --cache /tmp/wild-inputs.npz \\
@@ -22,6 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ferlite.datasets import list_class_folders, read_ferplus_folder
@@ -58,6 +61,24 @@ def load_sets(folders: list[Path], cache: Path | None) -> dict[str, dict[str, np
     if cache is not None:
         np.savez_compressed(cache, **{f"{name}/{k}": v for name, d in sets.items() for k, v in d.items()})
     return sets
+
+
+DEGRADATIONS = {
+    **{f"blur{s}": (lambda f, s=s: cv2.GaussianBlur(f, (0, 0), s)) for s in (0.5, 0.8, 1.2)},
+    **{f"downup{k}": (lambda f, k=k: cv2.resize(cv2.resize(f, None, fx=k, fy=k, interpolation=cv2.INTER_AREA),
+                                               f.shape[::-1], interpolation=cv2.INTER_LINEAR)) for k in (0.5, 0.75)},
+    **{f"sharpen{a}": (lambda f, a=a: np.clip(f * (1.0 + a) - a * cv2.GaussianBlur(f, (0, 0), 1.0).astype(float),
+                                              0, 255).astype(np.uint8)) for a in (0.5, 1.0)},
+    "histeq": cv2.equalizeHist,
+}
+"""``--degrade`` choices: a function of one gray uint8 face (S, S)."""
+
+
+def degrade(sets: dict, name: str) -> dict:
+    """The sets with every cut face passed through ``DEGRADATIONS[name]`` (set names suffixed ``+name``)."""
+    fn = DEGRADATIONS[name]
+    return {f"{set_name}+{name}": {**d, "inputs": np.stack([fn(f[..., 0])[..., None] for f in d["inputs"]])}
+            for set_name, d in sets.items()}
 
 
 def score_model(path: str, sets: dict, taus: list[float], ferplus: tuple | None, prior: np.ndarray,
@@ -116,11 +137,15 @@ def main() -> None:
     ap.add_argument("--taus", default="0,0.7", help="balance strengths, comma-separated (recall at the last)")
     ap.add_argument("--min-images", type=int, default=20)
     ap.add_argument("--json", type=Path, help="write the rows here")
+    ap.add_argument("--degrade", action="append", default=[], choices=list(DEGRADATIONS),
+                    help="also score on degraded copies of the faces (repeat)")
     ap.add_argument("--bootstrap", type=int, default=0, help="resamples comparing each model with the first (0: off)")
     ap.add_argument("--compare-tau", type=float, default=0.7, help="the strength the comparison is made at")
     args = ap.parse_args()
     taus = [float(t) for t in args.taus.split(",")]
     sets = load_sets(args.wild, args.cache)
+    for name in args.degrade:
+        sets.update(degrade({k: v for k, v in sets.items() if "+" not in k}, name))
     prior = load_predictor(None).class_prior
     ferplus = None
     if args.ferplus is not None:

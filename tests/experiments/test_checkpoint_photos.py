@@ -63,3 +63,15 @@ def test_paired_bootstrap():
     ahead = probe.paired_bootstrap(a, b, truth, 500)
     assert ahead["diff"] == pytest.approx((0.1 + 0.2) / 2) and 0 < ahead["se"] < ahead["diff"]
     assert ahead["not_ahead"] < 0.2
+
+
+def test_degraded_copies_keep_labels_and_shapes():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
+    sets = {"s": {"labels": np.array(["a"] * 4), "inputs": faces, "found": np.ones(4, bool)}}
+    for name in probe.DEGRADATIONS:
+        (key, d), = probe.degrade(sets, name).items()
+        assert key == f"s+{name}" and d["inputs"].shape == faces.shape and d["inputs"].dtype == np.uint8
+        assert d["labels"] is sets["s"]["labels"] and not np.array_equal(d["inputs"], faces), name
+    blurred = probe.degrade(sets, "blur1.2")["s+blur1.2"]["inputs"].astype(float)
+    assert np.abs(np.diff(blurred, axis=1)).mean() < 0.5 * np.abs(np.diff(faces.astype(float), axis=1)).mean()
