@@ -220,8 +220,9 @@ def test_bundled_int8_files_parity_on_fer2013valid(name, limits, valid_faces):
     """Each bundled int8 file (calibrated on 1,000 FER2013Train faces, logits corrected) against its bundled .keras
     model, on all of FER2013Valid. The default, trained with --quant-noise, is held to the limits of issue 14 (0.0015
     MAE, 0.8 points); measured (MAE, top-1, major8) for stage 4 (2026-12-06): +0.0005, +0.08 and -0.13 points (stage
-    3: +0.0007, -0.28 and -0.16, +0.0012 before the logit correction). The fast model, trained with --fake-quant (stage 7): +0.0009, -0.31 and -0.34 points (+0.0023
-    before), held to 0.002 MAE and 1 point (its file before --fake-quant lost 1.48 and 1.60 points)."""
+    3: +0.0007, -0.28 and -0.16, +0.0012 before the logit correction). The fast model, trained with --fake-quant
+    (stage 7): +0.0009, -0.31 and -0.34 points (+0.0023 before), held to 0.002 MAE and 1 point (its file before
+    --fake-quant lost 1.48 and 1.60 points)."""
     x = valid_faces.images[..., None]
     keras_p = load_predictor(PRETRAINED / f"{name}.keras").predict(x)
     int8_p = load_predictor(PRETRAINED / f"{name}-int8.tflite").predict(x)
