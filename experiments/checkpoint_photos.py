@@ -81,16 +81,21 @@ def degrade(sets: dict, name: str) -> dict:
             for set_name, d in sets.items()}
 
 
-def score_model(path: str, sets: dict, taus: list[float], ferplus: tuple | None, prior: np.ndarray,
+def load_model(path: str, sets: dict, fallback_prior: np.ndarray):
+    """A model, the prior its decision divides by (its sidecar's, else ``fallback_prior``: a checkpoint may have
+    none) and its raw outputs on every set, computed once."""
+    predictor = load_predictor(path)
+    prior = predictor.class_prior if predictor.class_prior is not None else fallback_prior
+    return predictor, prior, {name: predictor.predict(d["inputs"]) for name, d in sets.items()}
+
+
+def score_model(predictor, prior: np.ndarray, outputs: dict, sets: dict, taus: list[float], ferplus: tuple | None,
                 min_images: int) -> dict:
     """Balanced accuracy on each photo set at each strength, and the FER+ scores of the raw outputs."""
-    predictor = load_predictor(path)
-    model_prior = predictor.class_prior if predictor.class_prior is not None else prior
-    row: dict = {"model": path}
+    row: dict = {"model": str(predictor.path)}
     for name, d in sets.items():
-        probs = predictor.predict(d["inputs"])
         for tau in taus:
-            m = score_photos(d["labels"], balance(probs, model_prior, tau), predictor.classes, found=d["found"],
+            m = score_photos(d["labels"], balance(outputs[name], prior, tau), predictor.classes, found=d["found"],
                              min_images=min_images, exclude=["contempt"])
             row[f"{name}@{tau:g}"] = m["balanced_accuracy"]
             if tau == taus[-1]:
@@ -104,15 +109,16 @@ def score_model(path: str, sets: dict, taus: list[float], ferplus: tuple | None,
     return row
 
 
-def photo_hits(predictor, data: dict[str, np.ndarray], prior: np.ndarray, tau: float, min_images: int):
-    """Per photo of the classes the protocol scores: whether the prediction at strength ``tau`` is its label (a
-    photo without a face is a miss); and the index of its class."""
-    kept, _ = select_classes(data["labels"], predictor.classes, min_images=min_images, exclude=["contempt"])
+def photo_hits(classes: tuple[str, ...], data: dict[str, np.ndarray], probs: np.ndarray, prior: np.ndarray,
+               tau: float, min_images: int):
+    """Per photo of the classes the protocol scores: whether the prediction at strength ``tau`` (from the raw
+    outputs ``probs``) is its label (a photo without a face is a miss); and the index of its class."""
+    kept, _ = select_classes(data["labels"], classes, min_images=min_images, exclude=["contempt"])
     rows = np.isin(data["labels"], kept)
-    cols = [predictor.classes.index(c) for c in kept]
-    probs = balance(predictor.predict(data["inputs"][rows]), prior, tau)[:, cols]
+    cols = [classes.index(c) for c in kept]
+    decided = balance(probs[rows], prior, tau)[:, cols]
     truth = np.array([kept.index(c) for c in data["labels"][rows]])
-    return (probs.argmax(axis=1) == truth) & data["found"][rows], truth
+    return (decided.argmax(axis=1) == truth) & data["found"][rows], truth
 
 
 def paired_bootstrap(hits_a: np.ndarray, hits_b: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -> dict:
@@ -146,19 +152,19 @@ def main() -> None:
     sets = load_sets(args.wild, args.cache)
     for name in args.degrade:
         sets.update(degrade({k: v for k, v in sets.items() if "+" not in k}, name))
-    prior = load_predictor(None).class_prior
+    default_prior = load_predictor(None).class_prior
     ferplus = None
     if args.ferplus is not None:
         data = read_ferplus_folder(args.ferplus)
         ferplus = (data.images[..., None], data.votes)
     rows, first = [], {}
     for path in args.model:
-        row = score_model(path, sets, taus, ferplus, prior, args.min_images)
+        predictor, prior, outputs = load_model(path, sets, default_prior)
+        row = {**score_model(predictor, prior, outputs, sets, taus, ferplus, args.min_images), "model": path}
         if args.bootstrap:
-            predictor = load_predictor(path)
-            model_prior = predictor.class_prior if predictor.class_prior is not None else prior
             for name, d in sets.items():
-                hits, truth = photo_hits(predictor, d, model_prior, args.compare_tau, args.min_images)
+                hits, truth = photo_hits(predictor.classes, d, outputs[name], prior, args.compare_tau,
+                                         args.min_images)
                 if name in first:
                     row[f"{name} vs first"] = paired_bootstrap(first[name], hits, truth, args.bootstrap)
                 first.setdefault(name, hits)

@@ -42,14 +42,15 @@ def test_cut_once_then_score_as_the_pipeline_does(tmp_path, valid_subset):
         np.testing.assert_array_equal(again[key], cut[key])
 
     faces = read_ferplus_folder(valid_subset)
-    row = probe.score_model("default", sets, [0.0, 0.7], (faces.images[..., None], faces.votes),
-                            rec.predictor.class_prior, min_images=1)
+    keras_model, prior, outputs = probe.load_model("default", sets, rec.predictor.class_prior)
+    row = probe.score_model(keras_model, prior, outputs, sets, [0.0, 0.7], (faces.images[..., None], faces.votes),
+                            min_images=1)
     assert row["photos@0"] == row["photos@0.7"] == 0.5  # both astronauts happy, the blank photo a miss
     assert row["photos@0.7 recall"] == {"happiness": 1.0, "neutral": 0.0}
-    hits, truth = probe.photo_hits(load_predictor("default"), sets["photos"], rec.predictor.class_prior, 0.7, 1)
+    hits, truth = probe.photo_hits(keras_model.classes, sets["photos"], outputs["photos"], prior, 0.7, 1)
     assert hits.tolist() == [False, True, True] and truth.tolist() == [0, 1, 1]  # the blank photo: no face, a miss
-    keras_model = load_predictor("default")  # the alias names the Keras file (the recogniser runs its fp16 form)
-    expected = score(faces.votes, keras_model.predict(faces.images[..., None]), rec.classes)
+    # the alias "default" names the Keras file (the recogniser runs its fp16 form)
+    expected = score(faces.votes, load_predictor("default").predict(faces.images[..., None]), rec.classes)
     assert row["fer_mae"] == pytest.approx(expected["mae"]) and row["fer_top1"] == expected["top1"]
 
 
