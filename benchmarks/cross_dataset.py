@@ -217,6 +217,7 @@ def run_set(folder: Path, args: argparse.Namespace, default_rec, systems: list[S
     from ferlite.evaluate import score_photos
     from ferlite.images import read_image
     from ferlite.labels import FERPLUS_CLASSES
+    from ferlite.metrics import class_recall
 
     listing = list_class_folders(folder, FERPLUS_CLASSES, args.class_map)
     labels = [listing.classes[i] for i in listing.labels]
@@ -250,8 +251,7 @@ def run_set(folder: Path, args: argparse.Namespace, default_rec, systems: list[S
             "ms_per_face": timing["p50_ms"], "timed_faces": timing["calls"], "photos": r["n"],
             "no_face": int(r["confusion"][:, -1].sum()), "accuracy": r["top1"],
             "balanced_accuracy": r["balanced_accuracy"], "classes": list(r["classes"]), "left_out": r["left_out"],
-            "class_recall": {c: float(r["confusion"][i, i] / r["confusion"][i].sum())
-                             for i, c in enumerate(r["classes"])},
+            "class_recall": dict(zip(r["classes"], map(float, class_recall(r["confusion"])), strict=True)),
             "confusion": r["confusion"].tolist()}
     first = next(iter(results.values()))
     classes = first["classes"]

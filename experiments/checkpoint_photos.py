@@ -31,6 +31,7 @@ from ferlite.datasets import list_class_folders, read_ferplus_folder
 from ferlite.evaluate import score, score_photos, select_classes
 from ferlite.images import read_image
 from ferlite.labels import balance
+from ferlite.metrics import class_recall
 from ferlite.recognizer import Recognizer
 from ferlite.runtime import load_predictor
 
@@ -99,9 +100,8 @@ def score_model(predictor, prior: np.ndarray, outputs: dict, sets: dict, taus: l
                              min_images=min_images, exclude=["contempt"])
             row[f"{name}@{tau:g}"] = m["balanced_accuracy"]
             if tau == taus[-1]:
-                true = m["confusion"].sum(axis=1)
-                row[f"{name}@{tau:g} recall"] = {c: round(m["confusion"][i, i] / true[i], 3)
-                                                 for i, c in enumerate(m["classes"])}
+                row[f"{name}@{tau:g} recall"] = {c: round(float(r), 3)
+                                                 for c, r in zip(m["classes"], class_recall(m["confusion"]))}
     if ferplus is not None:
         images, votes = ferplus
         m = score(votes, predictor.predict(images), predictor.classes)

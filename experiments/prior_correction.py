@@ -30,6 +30,7 @@ from ferlite.datasets import list_class_folders, read_ferplus_folder
 from ferlite.evaluate import score, score_photos
 from ferlite.images import read_image
 from ferlite.labels import balance, votes_to_targets
+from ferlite.metrics import class_recall
 from ferlite.recognizer import Recognizer
 from ferlite.sidecar import model_info
 
@@ -52,8 +53,7 @@ def photo_scores(rec: Recognizer, outputs: tuple, prior: np.ndarray, tau: float,
     labels, probs, found = outputs
     m = score_photos(labels, balance(probs, prior, tau), rec.classes, found=found, min_images=min_images,
                      exclude=[c for c in ("contempt",) if c in set(labels) | set(rec.classes)])
-    true = m["confusion"].sum(axis=1)
-    return {**m, "recall": {c: m["confusion"][i, i] / true[i] for i, c in enumerate(m["classes"])}}
+    return {**m, "recall": dict(zip(m["classes"], class_recall(m["confusion"]), strict=True))}
 
 
 def main() -> None:

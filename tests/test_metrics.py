@@ -46,6 +46,16 @@ def test_confusion_matrix():
         M.confusion_matrix([0, 1], [0, 1, 2], 3)
 
 
+def test_class_recall_counts_the_extra_column_as_misses():
+    # rows: true class; last column: photos without a face (a miss); class 2 has no face at all
+    cm = np.array([[3, 1, 0, 0], [0, 1, 1, 2], [0, 0, 0, 0]])
+    recall = M.class_recall(cm)
+    assert recall[:2].tolist() == [0.75, 0.25] and np.isnan(recall[2])
+    assert M.class_recall(cm[:, :3]).tolist()[:2] == [0.75, 0.5]
+    with pytest.raises(ValueError, match=r"expected a \(K, K\) or \(K, K \+ 1\) confusion matrix, got shape \(3, 5\)"):
+        M.class_recall(np.zeros((3, 5)))
+
+
 def test_major8_uses_majority_faces_and_eight_emotion_outputs():
     votes = np.zeros((3, 10))
     votes[0, 1] = 10  # happiness 10 -> majority happiness

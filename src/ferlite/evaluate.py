@@ -204,10 +204,9 @@ def score_labels(labels: np.ndarray, probs: np.ndarray, model_classes: Sequence[
     if found is not None:
         pred = np.where(np.asarray(found, dtype=bool), pred, len(classes))
     confusion = M.confusion_matrix(labels, pred, len(classes) + (found is not None))[:len(classes)]
-    true = confusion.sum(axis=1)
     nan = float("nan")
     return {"n": len(labels), "mae": nan, "top1": float(np.trace(confusion) / len(labels)),
-            "balanced_accuracy": float(np.mean([confusion[i, i] / true[i] for i in np.flatnonzero(true)])),
+            "balanced_accuracy": float(np.nanmean(M.class_recall(confusion))),
             "kl": nan, "major8_acc": nan, "major8_n": 0, "class_mae": {}, "confusion": confusion,
             "classes": classes, "faces": len(labels), "dropped": 0}
 
@@ -397,9 +396,7 @@ class EvalReport:
     def class_recall(self) -> dict[str, float]:
         """``{class: recall}`` from the confusion matrix: the share of a class's faces (photos, a photo without a
         face a miss) predicted as it (NaN for a class without faces)."""
-        true = self.confusion.sum(axis=1)
-        return {c: float(self.confusion[i, i] / true[i]) if true[i] else float("nan")
-                for i, c in enumerate(self.classes)}
+        return dict(zip(self.classes, map(float, M.class_recall(self.confusion)), strict=True))
 
     def to_json(self) -> dict:
         """A JSON-ready dict: model, data, counts, every metric, ``class_mae``, ``class_recall``,

@@ -15,7 +15,7 @@ import numpy as np
 
 from ferlite.labels import votes_to_targets
 
-__all__ = ["mae", "class_mae", "top1", "major8_accuracy", "kl_divergence", "confusion_matrix"]
+__all__ = ["mae", "class_mae", "top1", "major8_accuracy", "kl_divergence", "confusion_matrix", "class_recall"]
 
 _EPS = 1e-7
 
@@ -85,3 +85,16 @@ def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray, num_classes: in
     np.add.at(cm, (true_idx, pred_idx), 1)
     return cm
 
+
+
+def class_recall(confusion: np.ndarray) -> np.ndarray:
+    """``(K,)`` recall of each row's class in a ``(K, K)`` or ``(K, K + 1)`` confusion matrix (rows the true class;
+    an extra last column, e.g. photos without a face, counts as a miss): the diagonal over the row sums, NaN for a
+    class without faces."""
+    confusion = np.asarray(confusion)
+    k = confusion.shape[0]
+    if confusion.ndim != 2 or confusion.shape[1] not in (k, k + 1):
+        raise ValueError(f"expected a (K, K) or (K, K + 1) confusion matrix, got shape {confusion.shape}")
+    true = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(true > 0, np.diagonal(confusion[:, :k]) / np.maximum(true, 1), np.nan)
