@@ -132,11 +132,12 @@ def _degrade(x, seed, cfg: AugmentConfig):
         std = uniform(4, 0.0, cfg.noise)[:, None, None, None] * 255.0
         x = x + std * tf.random.stateless_normal(tf.shape(x), seeds[5])
     if cfg.jpeg:
-        q = tf.cast(uniform(6, 30.0, 91.0), tf.int32)
+        q, chosen = tf.cast(uniform(6, 30.0, 91.0), tf.int32), uniform(7) < cfg.jpeg
         as_uint8 = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-        jpeg = tf.map_fn(lambda a: tf.image.adjust_jpeg_quality(a[0], a[1]), (as_uint8, q),
-                         fn_output_signature=tf.TensorSpec(x.shape[1:], tf.uint8))
-        x = per_image(uniform(7) < cfg.jpeg, tf.cast(jpeg, tf.float32), x)
+        # only the chosen faces are encoded (the others' rows are dropped by per_image)
+        jpeg = tf.map_fn(lambda a: tf.cond(a[2], lambda: tf.image.adjust_jpeg_quality(a[0], a[1]), lambda: a[0]),
+                         (as_uint8, q, chosen), fn_output_signature=tf.TensorSpec(x.shape[1:], tf.uint8))
+        x = per_image(chosen, tf.cast(jpeg, tf.float32), x)
     return x
 
 
