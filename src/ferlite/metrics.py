@@ -86,7 +86,6 @@ def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray, num_classes: in
     return cm
 
 
-
 def class_recall(confusion: np.ndarray) -> np.ndarray:
     """``(K,)`` recall of each row's class in a ``(K, K)`` or ``(K, K + 1)`` confusion matrix (rows the true class;
     an extra last column, e.g. photos without a face, counts as a miss): the diagonal over the row sums, NaN for a
@@ -96,5 +95,4 @@ def class_recall(confusion: np.ndarray) -> np.ndarray:
     if confusion.ndim != 2 or confusion.shape[1] not in (k, k + 1):
         raise ValueError(f"expected a (K, K) or (K, K + 1) confusion matrix, got shape {confusion.shape}")
     true = confusion.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(true > 0, np.diagonal(confusion[:, :k]) / np.maximum(true, 1), np.nan)
+    return np.where(true > 0, np.diagonal(confusion[:, :k]) / np.maximum(true, 1), np.nan)
