@@ -1,10 +1,12 @@
 """Average the weights of fine-tuned models (a "model soup", Wortsman et al. 2022): does it help on real photos?
 
 Warm restarts of one model (the same start, different recipes or seeds) stay close in weight space, and averaging
-their weights often scores better than each on data unlike the training data. This script writes the uniform average
-of the given ``.keras`` files (every float weight, batch-norm statistics included) as a new ``.keras`` file with a
-sidecar (the first model's, with ``soup_of`` listing the files); score it with ``checkpoint_photos.py``. The models
-must have the same architecture (the same weights by name and shape).
+their weights often scores better than each on data unlike the training data (for ferlite's warm restarts it did
+not: ``docs/model_history.md``, "After stage 4"). This script writes the uniform average of the given ``.keras``
+files (every float weight; batch-norm statistics averaged too, not re-estimated) as a new ``.keras`` file with a
+sidecar (the first model's description of its input, classes and prior, with ``soup_of`` listing the files, not its
+training history); score it with ``checkpoint_photos.py``. The models must have the same architecture (the same
+weights by name and shape).
 
     python experiments/model_soup.py runs/soup.keras runs/a/model.keras runs/b/model.keras [...]
 """
@@ -19,6 +21,10 @@ import numpy as np
 
 from ferlite._atomic import atomic_path
 from ferlite.sidecar import model_info, write_sidecar
+
+_DESCRIBES_THE_MODEL = ("architecture", "alpha", "input_size", "channels", "classes", "class_prior",
+                        "class_prior_source", "balance", "balance_source", "input", "params")
+"""The sidecar keys a soup keeps from its first model (the training history and file digest are that model's)."""
 
 
 def average_weights(models: list, names: list[str]) -> list[np.ndarray]:
@@ -61,7 +67,7 @@ def main() -> None:
         w.assign(value)
     with atomic_path(args.output, ".keras") as tmp:
         soup.save(tmp)
-    info = {k: v for k, v in model_info(args.models[0]).items() if k != "sha256"}
+    info = {k: v for k, v in model_info(args.models[0]).items() if k in _DESCRIBES_THE_MODEL}
     write_sidecar(args.output.with_suffix(".json"), {**info, "name": args.output.stem,
                                                      "soup_of": [str(p) for p in args.models],
                                                      "command": " ".join(["python", *sys.argv])})

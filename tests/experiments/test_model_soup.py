@@ -16,11 +16,12 @@ from ferlite.training.models import create_model
 SCRIPT = REPO / "experiments" / "model_soup.py"
 
 
-def _saved(path, name="mobilefacenet", seed=0, **kw):
+def _saved(path, name="mobilefacenet", seed=0):
     keras.utils.set_random_seed(seed)
-    model = create_model(name, alpha=0.25, **kw)
+    model = create_model(name, alpha=0.25)
     model.save(path)
-    path.with_suffix(".json").write_text(json.dumps({"name": path.stem, "classes": [f"c{i}" for i in range(9)]}))
+    path.with_suffix(".json").write_text(json.dumps({"name": path.stem, "classes": [f"c{i}" for i in range(9)],
+                                                     "valid": {"mae": [0.1]}, "input_size": 48}))
     return model
 
 
@@ -37,6 +38,7 @@ def test_soup_is_the_mean_of_the_weights(tmp_path):
     assert any(not np.array_equal(wa.numpy(), wb.numpy()) for wa, wb in zip(a.weights, b.weights, strict=True))
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["soup_of"] == [str(tmp_path / "a.keras"), str(tmp_path / "b.keras")] and info["name"] == "soup"
+    assert info["input_size"] == 48 and "valid" not in info  # the first model's description, not its history
     assert load_predictor(out).classes == tuple(f"c{i}" for i in range(9))  # usable by the runtime as it is
 
 
