@@ -93,7 +93,7 @@ def load_model(path: str, sets: dict, fallback_prior: np.ndarray):
 def score_model(predictor, prior: np.ndarray, outputs: dict, sets: dict, taus: list[float], ferplus: tuple | None,
                 min_images: int) -> dict:
     """Balanced accuracy on each photo set at each strength, and the FER+ scores of the raw outputs."""
-    row: dict = {"model": str(predictor.path)}
+    row: dict = {}
     for name, d in sets.items():
         for tau in taus:
             m = score_photos(d["labels"], balance(outputs[name], prior, tau), predictor.classes, found=d["found"],
@@ -160,7 +160,7 @@ def main() -> None:
     rows, first = [], {}
     for path in args.model:
         predictor, prior, outputs = load_model(path, sets, default_prior)
-        row = {**score_model(predictor, prior, outputs, sets, taus, ferplus, args.min_images), "model": path}
+        row = {"model": path, **score_model(predictor, prior, outputs, sets, taus, ferplus, args.min_images)}
         if args.bootstrap:
             for name, d in sets.items():
                 hits, truth = photo_hits(predictor.classes, d, outputs[name], prior, args.compare_tau,

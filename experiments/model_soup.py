@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ferlite._atomic import atomic_path
-from ferlite.sidecar import model_info, write_sidecar
+from ferlite.sidecar import DECISION_KEYS, model_info, write_sidecar
 
-_DESCRIBES_THE_MODEL = ("architecture", "alpha", "input_size", "channels", "classes", "class_prior",
-                        "class_prior_source", "balance", "balance_source", "input", "params")
+_DESCRIBES_THE_MODEL = ("architecture", "alpha", "input_size", "channels", "classes", "input", "params", *DECISION_KEYS)
 """The sidecar keys a soup keeps from its first model (the training history and file digest are that model's)."""
 
 

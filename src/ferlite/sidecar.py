@@ -16,7 +16,11 @@ from pathlib import Path
 
 from ferlite._atomic import atomic_path
 
-__all__ = ["read_sidecar", "write_sidecar", "model_info", "classes_of", "check_signature"]
+__all__ = ["DECISION_KEYS", "read_sidecar", "write_sidecar", "model_info", "classes_of", "check_signature"]
+
+DECISION_KEYS = ("class_prior", "class_prior_source", "balance", "balance_source")
+"""The sidecar keys the class-balanced decision reads (:func:`ferlite.labels.balance`): a model made from another
+(an export, a weight average) carries them over."""
 
 
 def read_sidecar(model_path: str | os.PathLike) -> dict:

@@ -334,7 +334,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         RuntimeError: the int8 graph is not fully integer.
     """
     from ferlite import weights
-    from ferlite.sidecar import check_signature, model_info, write_sidecar
+    from ferlite.sidecar import DECISION_KEYS, check_signature, model_info, write_sidecar
 
     _check_mode(quantize)
     if leaky_relu not in LEAKY_RELU_FORMS:
@@ -370,8 +370,7 @@ def export_tflite(model_path_or_name: str | os.PathLike | None, output: str | os
         "quantization": quantize,
         "classes": list(classes),
         # what the class-balanced decision needs (ferlite.labels.balance), as the source model records it
-        **{k: source_info[k] for k in ("class_prior", "class_prior_source", "balance", "balance_source")
-           if k in source_info},
+        **{k: source_info[k] for k in DECISION_KEYS if k in source_info},
         "input_size": size,
         "channels": channels,
         "input": inp,
